@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: EUPL-1.2
+# Inner-loop tests: everything except slow, interop and crash tests.
+#   scripts/test-fast.sh [extra pytest args...]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+exec scripts/test.sh -m "not slow and not interop and not crash" "$@"

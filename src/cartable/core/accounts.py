@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Accounts: users with argon2id password hashes, their home space, quotas and app passwords."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import string
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+
+from cartable.common.hashing import new_etag
+from cartable.core import files, tree
+from cartable.core.context import Core
+from cartable.core.errors import AlreadyExists, InvalidInput, NotFound
+from cartable.core.model import Principal
+from cartable.store.meta import accounts as repo
+from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta.errors import RowConflict
+from cartable.store.meta.records import AppPasswordRecord, UserRecord
+
+__all__ = ["UserInfo", "create_user", "bootstrap_admin", "list_users", "get_user", "set_password",
+           "set_disabled", "delete_user", "set_quota", "principal_for", "create_app_password",
+           "list_app_passwords", "revoke_app_password", "app_token_hash", "HASHER", "random_password"]
+
+HASHER = PasswordHasher()  # argon2id, library defaults (RFC 9106 second recommendation)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
+MIN_PASSWORD = 8
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    id: int
+    name: str
+    display_name: str
+    email: str
+    is_admin: bool
+    disabled: bool
+    used: int
+    quota: int
+
+
+def random_password(length: int = 24) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def app_token_hash(token: str) -> bytes:
+    # App passwords are 72 random characters: a fast hash is enough, and lookups are by hash.
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"the password must have at least {MIN_PASSWORD} characters")
+
+
+def create_user(core: Core, name: str, password: str, *, is_admin: bool = False,
+                quota: int | None = None, display_name: str = "", email: str = "") -> UserInfo:
+    if not _NAME.match(name):
+        raise InvalidInput(f"user name {name!r} must be 1-64 letters, digits or . _ @ + - "
+                           "and start with a letter or digit")
+    _check_password(password)
+    if quota is not None and quota < 0:
+        raise InvalidInput("the quota must be zero or more bytes")
+    now = core.clock()
+    pw_hash = HASHER.hash(password)
+    with core.db.write() as tx:
+        try:
+            uid = repo.insert_user(tx, name=name, display_name=display_name or name, email=email,
+                                   password_hash=pw_hash, is_admin=is_admin, disabled=False,
+                                   auth_version=1, created_at=now)
+        except RowConflict:
+            raise AlreadyExists(f"a user named {name!r} already exists") from None
+        sid = repo.insert_space(tx, kind="home", owner_id=uid, quota=quota)
+        root = nodes_repo.insert(tx, space_id=sid, parent_id=None, name="", kind="d", size=0,
+                                 mtime=now, ctime=now, etag=new_etag())
+        repo.update_space(tx, sid, root_id=root)
+    return get_user(core, name)
+
+
+def bootstrap_admin(core: Core, name: str, password: str | None) -> str | None:
+    """Create the first admin if there is no user yet. Returns the generated password, if any."""
+    with core.db.read() as tx:
+        if repo.list_users(tx):
+            return None
+    generated = None
+    if not password:
+        password = generated = random_password()
+    try:
+        create_user(core, name, password, is_admin=True)
+    except AlreadyExists:
+        return None
+    return generated
+
+
+def _user(tx: object, name: str) -> UserRecord:
+    rec = repo.user_by_name(tx, name)  # type: ignore[arg-type]
+    if rec is None:
+        raise NotFound(f"no user named {name!r}")
+    return rec
+
+
+def get_user(core: Core, name: str) -> UserInfo:
+    with core.db.read() as tx:
+        rec = _user(tx, name)
+        space = repo.home_space(tx, rec.id)
+        used = 0
+        quota = core.limits.default_quota
+        if space is not None:
+            root = nodes_repo.get(tx, space.root_id)
+            used = root.size if root is not None else 0
+            quota = files.quota_of(core, space)
+    return UserInfo(rec.id, rec.name, rec.display_name, rec.email, rec.is_admin, rec.disabled, used, quota)
+
+
+def list_users(core: Core) -> list[UserInfo]:
+    with core.db.read() as tx:
+        names = [u.name for u in repo.list_users(tx)]
+    return [get_user(core, n) for n in names]
+
+
+def set_password(core: Core, name: str, password: str) -> None:
+    _check_password(password)
+    pw_hash = HASHER.hash(password)
+    with core.db.write() as tx:
+        rec = _user(tx, name)
+        repo.update_user(tx, rec.id, password_hash=pw_hash, auth_version=rec.auth_version + 1)
+
+
+def set_disabled(core: Core, name: str, disabled: bool) -> None:
+    with core.db.write() as tx:
+        rec = _user(tx, name)
+        repo.update_user(tx, rec.id, disabled=disabled, auth_version=rec.auth_version + 1)
+
+
+def set_quota(core: Core, name: str, quota: int | None) -> None:
+    if quota is not None and quota < 0:
+        raise InvalidInput("the quota must be zero or more bytes")
+    with core.db.write() as tx:
+        rec = _user(tx, name)
+        space = repo.home_space(tx, rec.id)
+        if space is None:
+            raise NotFound(f"user {name!r} has no home space")
+        repo.update_space(tx, space.id, quota=quota)
+
+
+def delete_user(core: Core, name: str) -> None:
+    """Delete the account and its files (their chunks are released to the GC)."""
+    now = core.clock()
+    with core.db.write() as tx:
+        rec = _user(tx, name)
+        space = repo.home_space(tx, rec.id)
+        if space is not None:
+            root = nodes_repo.get(tx, space.root_id)
+            if root is not None:
+                files.remove_subtree(core, tx, root, now)
+        repo.delete_user(tx, rec.id)
+
+
+def principal_for(core: Core, rec: UserRecord, app_password_id: int | None = None) -> Principal:
+    with core.db.read() as tx:
+        space = repo.home_space(tx, rec.id)
+    if space is None:
+        raise NotFound(f"user {rec.name!r} has no home space")
+    return Principal(rec.id, rec.name, rec.display_name, rec.is_admin, space.id, app_password_id)
+
+
+def create_app_password(core: Core, name: str, device: str) -> str:
+    """A new 72-character app password for the user, shown once."""
+    token = random_password(72)
+    with core.db.write() as tx:
+        rec = _user(tx, name)
+        repo.insert_app_password(tx, user_id=rec.id, name=device, token_hash=app_token_hash(token),
+                                 created_at=core.clock())
+    return token
+
+
+def list_app_passwords(core: Core, name: str) -> list[AppPasswordRecord]:
+    with core.db.read() as tx:
+        return repo.list_app_passwords(tx, _user(tx, name).id)
+
+
+def revoke_app_password(core: Core, name: str, app_id: int) -> None:
+    with core.db.write() as tx:
+        if not repo.delete_app_password(tx, _user(tx, name).id, app_id):
+            raise NotFound(f"user {name!r} has no app password with id {app_id}")
+
+
+def root_etag(core: Core, principal: Principal) -> str:
+    with core.db.read() as tx:
+        return tree.root_of(tx, tree.space_of(tx, principal)).etag

@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""What every core call needs, passed explicitly: the stores, the clock and the limits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cartable.store.blobs.base import ChunkStore
+from cartable.store.meta.engine import MetaDB
+
+__all__ = ["Core", "Limits"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    default_quota: int = 100 * 10**9
+    # Content up to this size lives in the metadata row: no chunk object and no extra fsync. 8 KiB
+    # keeps the 4 KiB office/text files that dominate counts inline, and rows small.
+    inline_max: int = 8 * 1024
+    # A chunk with no reference is deleted only after this long (an upload that found it present
+    # has this long to commit).
+    gc_grace_seconds: float = 24 * 3600.0
+    # Bytes of chunk data an upload buffers before writing them out in one batch.
+    write_batch_bytes: int = 16 * 1024 * 1024
+    max_lock_timeout: int = 3600
+    default_lock_timeout: int = 600
+
+
+@dataclass
+class Core:
+    db: MetaDB
+    blobs: ChunkStore
+    limits: Limits = field(default_factory=Limits)
+    clock: Callable[[], float] = time.time

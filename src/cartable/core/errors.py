@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Errors the domain raises; each adapter maps them to its protocol in one table.
+
+CartableError
+ ├── NotFound             the path or id names nothing (or nothing the caller may see)
+ ├── InvalidName          a name or path is unacceptable (NUL, '..', too long, bad UTF-8)
+ ├── InvalidInput         a request value is malformed (depth, timeout, checksum syntax)
+ ├── Conflict             the tree is not in a state that allows it (missing parent, file as parent)
+ │    └── AlreadyExists   the target exists and the caller asked not to replace it
+ ├── PreconditionFailed   If-Match / If-None-Match / If header / Overwrite: F did not hold
+ ├── Forbidden            the caller may not do this (other user's space, disabled account)
+ ├── Unauthenticated      no or wrong credentials
+ ├── Throttled            too many failed logins; retry after .retry_after seconds
+ ├── Locked               a lock is held and its token was not submitted
+ ├── QuotaExceeded        the space's quota would be exceeded
+ ├── TooLarge             a body or value is over a configured limit
+ ├── ChecksumMismatch     the content does not match the checksum the client sent
+ └── StorageUnavailable   the chunk store or database failed; retrying later may work
+"""
+
+from __future__ import annotations
+
+__all__ = ["CartableError", "NotFound", "InvalidName", "InvalidInput", "Conflict", "AlreadyExists",
+           "PreconditionFailed", "Forbidden", "Unauthenticated", "Throttled", "Locked",
+           "QuotaExceeded", "TooLarge", "ChecksumMismatch", "StorageUnavailable"]
+
+
+class CartableError(Exception):
+    """Base class; str(exc) is a message a person can act on."""
+
+
+class NotFound(CartableError):
+    pass
+
+
+class InvalidName(CartableError):
+    pass
+
+
+class InvalidInput(CartableError):
+    pass
+
+
+class Conflict(CartableError):
+    pass
+
+
+class AlreadyExists(Conflict):
+    pass
+
+
+class PreconditionFailed(CartableError):
+    pass
+
+
+class Forbidden(CartableError):
+    pass
+
+
+class Unauthenticated(CartableError):
+    pass
+
+
+class Throttled(CartableError):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Locked(CartableError):
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class QuotaExceeded(CartableError):
+    pass
+
+
+class TooLarge(CartableError):
+    pass
+
+
+class ChecksumMismatch(CartableError):
+    pass
+
+
+class StorageUnavailable(CartableError):
+    pass

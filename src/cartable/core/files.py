@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Reading and reshaping the tree: stat, list, mkdir, delete, move, copy, usage.
+
+Every mutation is one metadata transaction: it checks the tree, locks and quota, changes rows,
+propagates etags and sizes to the ancestors and appends to the change journal, or changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from cartable.common.hashing import new_etag
+from cartable.core import manifest, tree
+from cartable.core.context import Core
+from cartable.core.errors import AlreadyExists, Conflict, Forbidden, PreconditionFailed, QuotaExceeded
+from cartable.core.model import Node, Principal, Usage
+from cartable.core.tree import Op, display
+from cartable.store.meta import content, journal
+from cartable.store.meta import locks as locks_repo
+from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta import props as props_repo
+from cartable.store.meta.engine import Tx
+from cartable.store.meta.errors import RowConflict
+from cartable.store.meta.records import SpaceRecord
+
+__all__ = ["stat", "listing", "mkdir", "delete", "move", "copy", "usage", "quota_of", "remove_subtree"]
+
+
+def stat(core: Core, principal: Principal, parts: Sequence[str]) -> Node:
+    with core.db.read() as tx:
+        return tree.resolve(tx, tree.space_of(tx, principal), parts)
+
+
+def listing(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node, list[Node]]:
+    """The node and, for a folder, its children (sorted by name), from one snapshot."""
+    with core.db.read() as tx:
+        node = tree.resolve(tx, tree.space_of(tx, principal), parts)
+        return node, (nodes_repo.children(tx, node.id) if node.is_dir else [])
+
+
+def quota_of(core: Core, space: SpaceRecord) -> int:
+    return core.limits.default_quota if space.quota is None else space.quota
+
+
+def usage(core: Core, principal: Principal) -> Usage:
+    with core.db.read() as tx:
+        space = tree.space_of(tx, principal)
+        return Usage(tree.root_of(tx, space).size, quota_of(core, space))
+
+
+def check_quota(core: Core, tx: Tx, space: SpaceRecord, delta: int) -> None:
+    if delta <= 0:
+        return
+    used = tree.root_of(tx, space).size
+    quota = quota_of(core, space)
+    if used + delta > quota:
+        raise QuotaExceeded(f"not enough space: {delta} more bytes would exceed the quota "
+                            f"({used} of {quota} bytes used)")
+
+
+def mkdir(core: Core, op: Op, parts: Sequence[str]) -> Node:
+    now = core.clock()
+    with core.db.write() as tx:
+        space = tree.space_of(tx, op.principal, for_update=True)
+        parent = tree.resolve_parent(tx, space, parts)
+        if nodes_repo.child(tx, parent.id, parts[-1]) is not None:
+            raise AlreadyExists(f"{display(parts)} already exists")
+        ancestors = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
+        tree.check_locks(tx, op, display(parts[:-1]),
+                         tree.covering_locks(tx, parent.id, ancestors[1:], now))
+        node_id = nodes_repo.insert(tx, space_id=space.id, parent_id=parent.id, name=parts[-1], kind="d",
+                                    size=0, mtime=now, ctime=now, etag=new_etag())
+        tree.propagate(tx, ancestors, 0, now)
+        node = nodes_repo.get(tx, node_id)
+        assert node is not None
+        tree.record(tx, op, "create", [node], now)
+        return node
+
+
+def remove_subtree(core: Core, tx: Tx, top: Node, now: float) -> list[Node]:
+    """Delete top and everything below (rows, versions, props, locks; chunk references released).
+    Does not propagate or journal: the caller does."""
+    below = nodes_repo.subtree(tx, top.id)
+    ids = [n.id for n in below]
+    vers = content.versions_of(tx, ids)
+    content.unref_chunks(tx, manifest.ref_counts(v.manifest for v in vers), now)
+    content.delete_versions(tx, [v.id for v in vers])
+    props_repo.delete_for(tx, ids)
+    locks_repo.delete_for(tx, ids)
+    nodes_repo.delete_many(tx, list(reversed(ids)))
+    return below
+
+
+def _check_subtree_locks(tx: Tx, op: Op, parts: Sequence[str], node: Node, ancestors: Sequence[int],
+                         now: float) -> None:
+    tree.check_locks(tx, op, display(parts), tree.covering_locks(tx, node.id, ancestors, now))
+    if node.is_dir:
+        ids = [n.id for n in nodes_repo.subtree(tx, node.id)[1:]]
+        tree.check_locks(tx, op, display(parts), locks_repo.on_nodes(tx, ids, now))
+
+
+def delete(core: Core, op: Op, parts: Sequence[str], *, if_match: str | None = None) -> None:
+    now = core.clock()
+    with core.db.write() as tx:
+        space = tree.space_of(tx, op.principal, for_update=True)
+        if not parts:
+            raise Forbidden("the root folder cannot be deleted")
+        node = tree.resolve(tx, space, parts)
+        if if_match is not None and if_match not in ("*", node.etag):
+            raise PreconditionFailed(f"{display(parts)} has changed (its etag is not {if_match})")
+        ancestors = nodes_repo.ancestor_ids(tx, node.id)
+        _check_subtree_locks(tx, op, parts, node, ancestors, now)
+        remove_subtree(core, tx, node, now)
+        tree.propagate(tx, ancestors, -node.size, now)
+        tree.record(tx, op, "delete", [node], now)
+
+
+def _is_inside(tx: Tx, node: Node, maybe_ancestor: Node) -> bool:
+    return node.id == maybe_ancestor.id or maybe_ancestor.id in nodes_repo.ancestor_ids(tx, node.id)
+
+
+def _prepare_target(core: Core, tx: Tx, op: Op, space: SpaceRecord, src: Node, dst: Sequence[str],
+                    overwrite: bool, now: float) -> tuple[Node, Node | None, list[int]]:
+    """Check the destination; returns (parent, existing node or None, parent's ancestors)."""
+    parent = tree.resolve_parent(tx, space, dst)
+    if _is_inside(tx, parent, src) and src.is_dir:
+        raise Forbidden(f"cannot put {src.name!r} inside itself ({display(dst)})")
+    existing = nodes_repo.child(tx, parent.id, dst[-1])
+    ancestors = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
+    if existing is not None and existing.id == src.id:
+        return parent, existing, ancestors
+    if existing is not None and not overwrite:
+        raise PreconditionFailed(f"{display(dst)} already exists and Overwrite is F")
+    if existing is not None:
+        _check_subtree_locks(tx, op, dst, existing, ancestors, now)
+    else:
+        tree.check_locks(tx, op, display(dst[:-1]), tree.covering_locks(tx, parent.id, ancestors[1:], now))
+    return parent, existing, ancestors
+
+
+def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True) -> bool:
+    """Rename or move; the moved node keeps its id and etag. Returns True if dst was created."""
+    now = core.clock()
+    with core.db.write() as tx:
+        space = tree.space_of(tx, op.principal, for_update=True)
+        if not src or not dst:
+            raise Forbidden("the root folder cannot be moved or replaced")
+        node = tree.resolve(tx, space, src)
+        src_anc = nodes_repo.ancestor_ids(tx, node.id)
+        _check_subtree_locks(tx, op, src, node, src_anc, now)
+        parent, existing, dst_anc = _prepare_target(core, tx, op, space, node, dst, overwrite, now)
+        if existing is not None and existing.id == node.id:
+            return False  # moving onto itself changes nothing
+        if existing is not None:
+            remove_subtree(core, tx, existing, now)
+            tree.propagate(tx, dst_anc, -existing.size, now)
+            tree.record(tx, op, "delete", [existing], now)
+        tree.propagate(tx, src_anc, -node.size, now)
+        try:
+            nodes_repo.update_node(tx, node.id, parent_id=parent.id, name=dst[-1])
+        except RowConflict:
+            raise Conflict(f"{display(dst)} was created meanwhile") from None
+        tree.propagate(tx, dst_anc, node.size, now)
+        moved = nodes_repo.get(tx, node.id)
+        assert moved is not None
+        tree.record(tx, op, "move", [moved], now)
+        return existing is None
+
+
+def copy(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True,
+         depth_infinity: bool = True) -> bool:
+    """Copy a file or folder (with Depth 0, a folder without its members). New ids, new etags."""
+    now = core.clock()
+    with core.db.write() as tx:
+        space = tree.space_of(tx, op.principal, for_update=True)
+        if not dst:
+            raise Forbidden("the root folder cannot be replaced")
+        node = tree.resolve(tx, space, src)
+        parent, existing, dst_anc = _prepare_target(core, tx, op, space, node, dst, overwrite, now)
+        if existing is not None and existing.id == node.id:
+            raise Forbidden(f"cannot copy {display(src)} onto itself")
+        items = nodes_repo.subtree(tx, node.id) if node.is_dir and depth_infinity else [node]
+        total = sum(n.size for n in items if not n.is_dir)
+        freed = existing.size if existing is not None else 0
+        check_quota(core, tx, space, total - freed)
+        if existing is not None:
+            remove_subtree(core, tx, existing, now)
+            tree.propagate(tx, dst_anc, -existing.size, now)
+            tree.record(tx, op, "delete", [existing], now)
+        created = _copy_rows(tx, space, items, node, parent.id, dst[-1], now)
+        tree.propagate(tx, dst_anc, total, now)
+        tree.record(tx, op, "create", created, now)
+        return existing is None
+
+
+def _copy_rows(tx: Tx, space: SpaceRecord, items: list[Node], top: Node, parent_id: int, name: str,
+               now: float) -> list[Node]:
+    new_ids: dict[int, int] = {}
+    versions = {v.id: v for v in content.versions_of(tx, [n.id for n in items if not n.is_dir])}
+    refs: Counter[bytes] = Counter()
+    created: list[Node] = []
+    for n in items:
+        is_top = n.id == top.id
+        new_parent = parent_id if is_top else new_ids[n.parent_id]  # type: ignore[index]
+        size = n.size if not n.is_dir or not is_top or len(items) > 1 else 0
+        new_id = nodes_repo.insert(tx, space_id=space.id, parent_id=new_parent, name=name if is_top else n.name,
+                                   kind=n.kind, size=size, mtime=n.mtime, ctime=now, etag=new_etag(),
+                                   content_type=n.content_type, checksums=n.checksums)
+        new_ids[n.id] = new_id
+        if not n.is_dir and n.version_id is not None:
+            v = versions[n.version_id]
+            vid = content.insert_version(tx, node_id=new_id, size=v.size, manifest=v.manifest,
+                                         inline_data=v.inline_data, created_at=now)
+            nodes_repo.update_node(tx, new_id, version_id=vid)
+            refs.update(manifest.ref_counts([v.manifest]))
+        props_repo.copy(tx, n.id, new_id)
+        rec = nodes_repo.get(tx, new_id)
+        assert rec is not None
+        created.append(rec)
+    missing = content.ref_chunks(tx, refs, {}, now)
+    if missing:
+        raise Conflict("a chunk of the source vanished during the copy; retry")
+    return created
+
+
+def journal_head(core: Core) -> int:
+    with core.db.read() as tx:
+        return journal.head(tx)

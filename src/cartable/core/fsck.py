@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Consistency check behind ``cartable admin fsck``: manifests against the chunk store,
+reference counts and sizes against the metadata, and the tree's own shape."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from cartable.core import manifest
+from cartable.core.context import Core
+from cartable.store.meta import content
+from cartable.store.meta import nodes as nodes_repo
+
+__all__ = ["Report", "check"]
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+    files: int = 0
+    folders: int = 0
+    chunks: int = 0
+    orphan_blobs: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(core: Core, *, deep: bool = False, limit: int = 1000) -> Report:
+    """deep=True re-hashes every chunk's bytes (reads the whole store)."""
+    rep = Report()
+
+    def problem(msg: str) -> None:
+        if len(rep.problems) < limit:
+            rep.problems.append(msg)
+
+    with core.db.read() as tx:
+        rows = nodes_repo.all_brief(tx)
+        vers = {v.id: v for v in content.iter_versions(tx)}
+        chunk_rows = {d: (size, rc) for d, size, _stored, rc in content.iter_chunks(tx)}
+    by_id = {r[0]: r for r in rows}
+    child_sum: dict[int, int] = defaultdict(int)
+    expected: Counter[bytes] = Counter()
+    for nid, parent, kind, size, vid, name in rows:
+        if parent is not None and parent not in by_id:
+            problem(f"node {nid} ({name!r}) has a missing parent {parent}")
+        if parent is not None:
+            child_sum[parent] += size
+        if kind == "d":
+            rep.folders += 1
+            continue
+        rep.files += 1
+        if vid is None:
+            if size != 0:
+                problem(f"file {nid} ({name!r}) has size {size} but no content version")
+            continue
+        ver = vers.get(vid)
+        if ver is None or ver.node_id != nid:
+            problem(f"file {nid} ({name!r}) points at a missing or foreign version {vid}")
+            continue
+        if ver.size != size:
+            problem(f"file {nid} ({name!r}) has size {size} but its version holds {ver.size} bytes")
+    for ver in vers.values():
+        try:
+            entries = manifest.unpack(ver.manifest)
+        except ValueError as exc:
+            problem(f"version {ver.id}: {exc}")
+            continue
+        total = len(ver.inline_data) if ver.inline_data is not None else sum(e.length for e in entries)
+        if total != ver.size:
+            problem(f"version {ver.id} of node {ver.node_id}: content is {total} bytes, size says {ver.size}")
+        for e in entries:
+            expected[e.digest] += 1
+            row = chunk_rows.get(e.digest)
+            if row is None:
+                problem(f"version {ver.id} of node {ver.node_id} references chunk {e.digest.hex()} "
+                        "which has no row")
+            elif row[0] != e.length:
+                problem(f"chunk {e.digest.hex()} is {row[0]} bytes but a manifest says {e.length}")
+    for nid, parent, kind, size, _vid, name in rows:
+        if kind == "d" and child_sum.get(nid, 0) != size:
+            problem(f"folder {nid} ({name!r}) says {size} bytes but holds {child_sum.get(nid, 0)}")
+    stored = {d for d, _m in core.blobs.iter_digests()}
+    for digest, (_size, rc) in chunk_rows.items():
+        rep.chunks += 1
+        if rc != expected.get(digest, 0):
+            problem(f"chunk {digest.hex()} has reference count {rc}, manifests hold {expected.get(digest, 0)}")
+        if rc > 0 and digest not in stored:
+            problem(f"chunk {digest.hex()} is referenced but missing from the chunk store")
+        elif deep and rc > 0 and not core.blobs.verify(digest):
+            problem(f"chunk {digest.hex()} is corrupt (its bytes do not match its hash)")
+    rep.orphan_blobs = len(stored - set(chunk_rows))
+    return rep

@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""WebDAV locks (RFC 4918 §6-7): exclusive and shared, depth 0 or infinity, with timeouts.
+
+A LOCK on a path that does not exist creates an empty file there (RFC 4918 §7.3).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from cartable.common.hashing import new_etag
+from cartable.core import tree
+from cartable.core.context import Core
+from cartable.core.errors import Conflict, Locked, NotFound, PreconditionFailed
+from cartable.core.model import Lock, Node
+from cartable.core.tree import Op, display
+from cartable.store.meta import locks as locks_repo
+from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta.records import LockRecord
+
+__all__ = ["lock", "refresh", "unlock", "locks_on", "tokens_valid_for", "clamp_timeout"]
+
+
+def clamp_timeout(core: Core, requested: int | None) -> int:
+    if requested is None or requested <= 0:
+        return core.limits.default_lock_timeout
+    return min(requested, core.limits.max_lock_timeout)
+
+
+def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite: bool,
+         owner_xml: str, timeout: int | None) -> tuple[Lock, bool]:
+    """Take a new lock; returns (lock, created) where created says an empty file was made."""
+    now = core.clock()
+    seconds = clamp_timeout(core, timeout)
+    with core.db.write() as tx:
+        space = tree.space_of(tx, op.principal, for_update=True)
+        created = False
+        try:
+            node = tree.resolve(tx, space, parts)
+        except NotFound:
+            parent = tree.resolve_parent(tx, space, parts)
+            anc = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
+            tree.check_locks(tx, op, display(parts[:-1]), tree.covering_locks(tx, parent.id, anc[1:], now))
+            node_id = nodes_repo.insert(tx, space_id=space.id, parent_id=parent.id, name=parts[-1],
+                                        kind="f", size=0, mtime=now, ctime=now, etag=new_etag())
+            tree.propagate(tx, anc, 0, now)
+            got = nodes_repo.get(tx, node_id)
+            assert got is not None
+            node = got
+            tree.record(tx, op, "create", [node], now)
+            created = True
+        ancestors = nodes_repo.ancestor_ids(tx, node.id)
+        existing = tree.covering_locks(tx, node.id, ancestors, now)
+        if infinite and node.is_dir:
+            ids = [n.id for n in nodes_repo.subtree(tx, node.id)[1:]]
+            existing += locks_repo.on_nodes(tx, ids, now)
+        for other in existing:
+            if other.exclusive or exclusive:
+                raise Locked(f"{display(parts)} is already locked", display(parts))
+        rec = LockRecord(token=f"opaquelocktoken:{uuid.uuid4()}", node_id=node.id,
+                         user_id=op.principal.user_id, exclusive=exclusive, infinite=infinite,
+                         owner_xml=owner_xml, timeout=seconds, expires_at=now + seconds)
+        locks_repo.insert(tx, rec)
+        return rec, created
+
+
+def refresh(core: Core, op: Op, parts: Sequence[str], timeout: int | None) -> Lock:
+    """Refresh the lock whose token the request submitted and that applies to the path."""
+    now = core.clock()
+    seconds = clamp_timeout(core, timeout)
+    with core.db.write() as tx:
+        node = tree.resolve(tx, tree.space_of(tx, op.principal, for_update=True), parts)
+        applying = tree.covering_locks(tx, node.id, nodes_repo.ancestor_ids(tx, node.id), now)
+        for lk in applying:
+            if lk.token in op.lock_tokens:
+                locks_repo.refresh(tx, lk.token, seconds, now + seconds)
+                return LockRecord(lk.token, lk.node_id, lk.user_id, lk.exclusive, lk.infinite,
+                                  lk.owner_xml, seconds, now + seconds)
+    raise PreconditionFailed(f"no lock on {display(parts)} matches the submitted token")
+
+
+def unlock(core: Core, op: Op, parts: Sequence[str], token: str) -> None:
+    now = core.clock()
+    with core.db.write() as tx:
+        node = tree.resolve(tx, tree.space_of(tx, op.principal, for_update=True), parts)
+        applying = tree.covering_locks(tx, node.id, nodes_repo.ancestor_ids(tx, node.id), now)
+        for lk in applying:
+            if lk.token == token:
+                locks_repo.delete(tx, token)
+                return
+    raise Conflict(f"the lock token {token} does not apply to {display(parts)}")
+
+
+def locks_on(core: Core, node: Node) -> list[Lock]:
+    """Locks that apply to node (its own and depth-infinity locks of its folders)."""
+    now = core.clock()
+    with core.db.read() as tx:
+        return tree.covering_locks(tx, node.id, nodes_repo.ancestor_ids(tx, node.id), now)
+
+
+def tokens_valid_for(core: Core, node: Node | None) -> set[str]:
+    return set() if node is None else {lk.token for lk in locks_on(core, node)}

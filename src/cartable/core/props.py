@@ -1,0 +1,55 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Dead properties: what clients store on a node and get back byte for byte (PROPPATCH)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cartable.core import tree
+from cartable.core.context import Core
+from cartable.core.model import Node, Principal
+from cartable.core.tree import Op, display
+from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta import props as props_repo
+
+__all__ = ["PropChange", "dead_props", "dead_props_many", "patch"]
+
+PropKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PropChange:
+    """Set (xml is the serialised property element) or remove (xml is None) one property."""
+
+    ns: str
+    name: str
+    xml: str | None
+
+
+def dead_props(core: Core, node: Node) -> dict[PropKey, str]:
+    with core.db.read() as tx:
+        return props_repo.get_all(tx, node.id)
+
+
+def dead_props_many(core: Core, node_ids: Sequence[int]) -> dict[int, dict[PropKey, str]]:
+    with core.db.read() as tx:
+        return props_repo.get_many(tx, node_ids)
+
+
+def patch(core: Core, op: Op, principal: Principal, parts: Sequence[str],
+          changes: Sequence[PropChange]) -> Node:
+    """Apply every change in document order, all or nothing. The node's etag is unchanged
+    (properties are not content), but its folder's etags move so sync clients notice."""
+    now = core.clock()
+    with core.db.write() as tx:
+        space = tree.space_of(tx, principal, for_update=True)
+        node = tree.resolve(tx, space, parts)
+        ancestors = nodes_repo.ancestor_ids(tx, node.id)
+        tree.check_locks(tx, op, display(parts), tree.covering_locks(tx, node.id, ancestors, now))
+        for ch in changes:
+            if ch.xml is None:
+                props_repo.remove(tx, node.id, ch.ns, ch.name)
+            else:
+                props_repo.put(tx, node.id, ch.ns, ch.name, ch.xml)
+        return node

@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Inside-a-transaction helpers shared by every mutation: resolving paths, checking locks,
+propagating etags and sizes to ancestors, and writing the change journal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cartable.common.hashing import new_etag
+from cartable.core.errors import Conflict, Forbidden, Locked, NotFound
+from cartable.core.model import Node, Principal
+from cartable.store.meta import accounts as accounts_repo
+from cartable.store.meta import journal
+from cartable.store.meta import locks as locks_repo
+from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta.engine import Tx
+from cartable.store.meta.records import LockRecord, SpaceRecord
+
+__all__ = ["Op", "space_of", "root_of", "resolve", "resolve_parent", "display", "check_locks",
+           "covering_locks", "propagate", "record"]
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """Who asks, and what they proved: submitted lock tokens and the client's operation id."""
+
+    principal: Principal
+    lock_tokens: frozenset[str] = frozenset()
+    device_id: str | None = None
+    op_id: str | None = None
+
+
+def display(parts: Sequence[str]) -> str:
+    return "/" + "/".join(parts)
+
+
+def space_of(tx: Tx, principal: Principal, *, for_update: bool = False) -> SpaceRecord:
+    sp = (accounts_repo.lock_space if for_update else accounts_repo.space)(tx, principal.space_id)
+    if sp is None:
+        raise Forbidden(f"user {principal.name!r} has no storage space")
+    return sp
+
+
+def root_of(tx: Tx, space: SpaceRecord) -> Node:
+    root = nodes_repo.get(tx, space.root_id)
+    if root is None:
+        raise NotFound("the space's root folder is missing")
+    return root
+
+
+def resolve(tx: Tx, space: SpaceRecord, parts: Sequence[str]) -> Node:
+    """The node at parts (already validated names) in space; NotFound names the path."""
+    node = root_of(tx, space)
+    for i, name in enumerate(parts):
+        if not node.is_dir:
+            raise NotFound(f"{display(parts[:i])} is a file, so {display(parts)} does not exist")
+        child = nodes_repo.child(tx, node.id, name)
+        if child is None:
+            raise NotFound(f"{display(parts[:i + 1])} does not exist")
+        node = child
+    return node
+
+
+def resolve_parent(tx: Tx, space: SpaceRecord, parts: Sequence[str]) -> Node:
+    """The folder that would hold parts[-1]; Conflict (409) if it is missing or a file."""
+    if not parts:
+        raise Forbidden("the root folder cannot be created, replaced or removed")
+    try:
+        parent = resolve(tx, space, parts[:-1])
+    except NotFound:
+        raise Conflict(f"the parent folder {display(parts[:-1])} does not exist") from None
+    if not parent.is_dir:
+        raise Conflict(f"{display(parts[:-1])} is a file, not a folder")
+    return parent
+
+
+def covering_locks(tx: Tx, node_id: int, ancestors: Sequence[int], now: float) -> list[LockRecord]:
+    """Locks that apply to node: on the node itself, or depth-infinity locks on an ancestor."""
+    found = locks_repo.on_nodes(tx, [node_id, *ancestors], now)
+    return [lk for lk in found if lk.node_id == node_id or lk.infinite]
+
+
+def check_locks(tx: Tx, op: Op, path: str, locks: Iterable[LockRecord]) -> None:
+    """Locked unless the request submitted the token of every lock that applies."""
+    for lk in locks:
+        if lk.token not in op.lock_tokens:
+            raise Locked(f"{path} is locked; submit its lock token in an If header to change it", path)
+
+
+def propagate(tx: Tx, ancestor_ids: Sequence[int], size_delta: int, now: float,
+              *, touch_parent: bool = True) -> None:
+    """New etag (and size change) for every ancestor; the direct parent also gets mtime now."""
+    if not ancestor_ids:
+        return
+    etag = new_etag()
+    if touch_parent:
+        nodes_repo.propagate(tx, ancestor_ids[:1], size_delta=size_delta, etag=etag, mtime=now)
+        nodes_repo.propagate(tx, ancestor_ids[1:], size_delta=size_delta, etag=etag, mtime=None)
+    else:
+        nodes_repo.propagate(tx, ancestor_ids, size_delta=size_delta, etag=etag, mtime=None)
+
+
+def record(tx: Tx, op: Op, opname: str, nodes: Iterable[Node], now: float) -> None:
+    """Append one journal entry per node (parents first), tagged with the client's op id."""
+    journal.append(tx, [
+        {"space_id": n.space_id, "node_id": n.id, "parent_id": n.parent_id, "name": n.name,
+         "kind": n.kind, "op": opname, "version_id": n.version_id, "size": n.size, "mtime": n.mtime,
+         "device_id": op.device_id, "op_id": op.op_id, "at": now}
+        for n in nodes
+    ])

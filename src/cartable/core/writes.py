@@ -1,0 +1,259 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""The write path: a stream of bytes becomes a new version of a file.
+
+1. ``Upload.write`` runs the bytes through the content-defined chunker and BLAKE3. Every
+   ``write_batch_bytes`` the finished chunks are looked up; chunks already stored and referenced
+   are reused (a referenced chunk cannot be collected for a grace period after its last release),
+   the others are written to the chunk store, durably, in one batch. Nothing is held whole.
+2. ``Upload.commit`` opens ONE metadata transaction: checks the parent, locks, preconditions and
+   quota, adds the chunk references, creates the version, updates the node, propagates etag and
+   size to the ancestors and appends to the journal. Only after it returns may a 2xx be sent.
+   If anything fails, nothing is visible; chunks written for nothing are reclaimed by the GC.
+Tiny content (up to ``inline_max``) is stored in the version row itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from cartable.common.chunking import StreamChunker
+from cartable.common.hashing import chunk_digest, new_etag
+from cartable.core import manifest, tree
+from cartable.core.context import Core
+from cartable.core.errors import (
+    ChecksumMismatch,
+    Conflict,
+    InvalidInput,
+    PreconditionFailed,
+    QuotaExceeded,
+    StorageUnavailable,
+    TooLarge,
+)
+from cartable.core.files import check_quota, quota_of
+from cartable.core.model import ManifestEntry, Node, WriteResult
+from cartable.core.tree import Op, display
+from cartable.store.blobs.base import StoreUnavailable
+from cartable.store.meta import content
+from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta.errors import RowConflict
+
+__all__ = ["Upload", "Preconditions", "parse_checksum"]
+
+_ALGOS = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256", "SHA-256": "sha256", "ADLER32": "adler32"}
+
+
+class _Adler32:
+    def __init__(self) -> None:
+        self.value = 1
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.value = zlib.adler32(data, self.value)
+
+    def hexdigest(self) -> str:
+        return f"{self.value:08x}"
+
+
+def parse_checksum(header: str | None) -> tuple[str, str] | None:
+    """'SHA1:abc…' → ('SHA1', 'abc…'); None when absent; InvalidInput when malformed."""
+    if not header:
+        return None
+    algo, sep, value = header.strip().partition(":")
+    algo = algo.upper()
+    if not sep or algo not in _ALGOS or not value or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise InvalidInput(f"checksum {header!r} is not TYPE:hex with TYPE one of SHA1, MD5, SHA256, ADLER32")
+    return algo, value.lower()
+
+
+class Preconditions:
+    """HTTP-style preconditions on the target, checked again inside the commit transaction."""
+
+    def __init__(self, if_match: Sequence[str] | None = None, if_none_match: Sequence[str] | None = None,
+                 ) -> None:
+        self.if_match = if_match
+        self.if_none_match = if_none_match
+
+    def check(self, existing: Node | None, path: str) -> None:
+        if self.if_match is not None:
+            if existing is None or ("*" not in self.if_match and existing.etag not in self.if_match):
+                raise PreconditionFailed(f"{path} has changed or does not exist (If-Match failed)")
+        if self.if_none_match is not None and existing is not None:
+            if "*" in self.if_none_match or existing.etag in self.if_none_match:
+                raise PreconditionFailed(f"{path} already exists (If-None-Match failed)")
+
+
+class Upload:
+    """One file write in progress. Not thread-safe: one caller feeds it, in order."""
+
+    def __init__(self, core: Core, op: Op, parts: Sequence[str], *, length: int | None = None,
+                 mtime: float | None = None, checksum: str | None = None,
+                 content_type: str | None = None, preconditions: Preconditions | None = None) -> None:
+        self.core, self.op, self.parts = core, op, tuple(parts)
+        self.length, self.mtime = length, mtime
+        self.expected = parse_checksum(checksum)
+        self.checksum_header = checksum
+        self.content_type = content_type or mimetypes.guess_type(self.parts[-1] if self.parts else "")[0]
+        self.pre = preconditions or Preconditions()
+        self._chunker = StreamChunker()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._entries: list[ManifestEntry] = []
+        self._new: dict[bytes, tuple[int, int]] = {}
+        self._inline: bytes | None = None
+        self._received = 0
+        self._hash: Any = None
+        if self.expected is not None:
+            algo = _ALGOS[self.expected[0]]
+            self._hash = _Adler32() if algo == "adler32" else hashlib.new(algo)
+        self._room = self._check_start()
+
+    def _check_start(self) -> int:
+        """Fail before any byte is read when the target is wrong or the quota is too small."""
+        with self.core.db.read() as tx:
+            space = tree.space_of(tx, self.op.principal)
+            parent = tree.resolve_parent(tx, space, self.parts)
+            existing = nodes_repo.child(tx, parent.id, self.parts[-1])
+            if existing is not None and existing.is_dir:
+                raise Conflict(f"{display(self.parts)} is a folder; a file cannot replace it")
+            self.pre.check(existing, display(self.parts))
+            room = quota_of(self.core, space) - tree.root_of(tx, space).size
+            room += existing.size if existing is not None else 0
+        if self.length is not None and self.length > room:
+            raise QuotaExceeded(f"not enough space for {display(self.parts)}: it needs {self.length} bytes, "
+                                f"{max(room, 0)} are left in the quota")
+        return room
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._received += len(data)
+        if self.length is not None and self._received > self.length:
+            raise TooLarge(f"the body is longer than its Content-Length ({self.length} bytes)")
+        if self._received > self._room:
+            raise QuotaExceeded(f"not enough space for {display(self.parts)}: the quota would be exceeded")
+        if self._hash is not None:
+            self._hash.update(data)
+        for chunk in self._chunker.feed(data):
+            self._add(chunk)
+
+    def _add(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._pending_bytes >= self.core.limits.write_batch_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        chunks, self._pending, self._pending_bytes = self._pending, [], 0
+        if not chunks:
+            return
+        digests = [chunk_digest(c) for c in chunks]
+        uniq = list(dict.fromkeys(digests))
+        with self.core.db.read() as tx:
+            known = content.refcounts(tx, uniq)
+        # A chunk with references cannot be collected within the grace period of its last
+        # release; one with none must be claimed (touched) in a write transaction to be reused.
+        idle = [d for d, rc in known.items() if rc <= 0]
+        if idle:
+            with self.core.db.write() as tx:
+                claimed = content.touch_chunks(tx, idle, self.core.clock())
+            for d in idle:
+                if d not in claimed:
+                    del known[d]
+        to_write: dict[bytes, bytes] = {}
+        for d, c in zip(digests, chunks):
+            if d not in known and d not in self._new and d not in to_write:
+                to_write[d] = c
+        if to_write:
+            try:
+                stored = self.core.blobs.put_many(list(to_write.items()))
+            except (OSError, StoreUnavailable) as exc:
+                raise StorageUnavailable(f"the chunk store could not save data: {exc}") from None
+            for (d, c), s in zip(to_write.items(), stored):
+                self._new[d] = (len(c), s)
+        self._entries.extend(ManifestEntry(d, len(c)) for d, c in zip(digests, chunks))
+
+    def _finish(self) -> None:
+        if self.length is not None and self._received != self.length:
+            raise InvalidInput(f"the body ended after {self._received} of {self.length} bytes")
+        rest = self._chunker.finish()
+        if not self._entries and self._received <= self.core.limits.inline_max:
+            self._inline = b"".join(self._pending + rest)
+            self._pending, self._pending_bytes = [], 0
+            return
+        for chunk in rest:
+            self._add(chunk)
+        self._flush()
+
+    def _verify_checksum(self) -> None:
+        if self.expected is None:
+            return
+        got = self._hash.hexdigest()
+        if got != self.expected[1]:
+            raise ChecksumMismatch(f"the content's {self.expected[0]} is {got}, not {self.expected[1]} "
+                                   "as the client declared; nothing was stored")
+
+    def commit(self) -> WriteResult:
+        """Finish the stream and make the new version visible, atomically."""
+        self._finish()
+        self._verify_checksum()
+        size = self._received
+        now = self.core.clock()
+        mtime = self.mtime if self.mtime is not None else now
+        refs = Counter(e.digest for e in self._entries)
+        packed = manifest.pack(self._entries)
+        op, parts = self.op, self.parts
+        with self.core.db.write() as tx:
+            space = tree.space_of(tx, op.principal, for_update=True)
+            parent = tree.resolve_parent(tx, space, parts)
+            existing = nodes_repo.child(tx, parent.id, parts[-1])
+            if existing is not None and existing.is_dir:
+                raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
+            self.pre.check(existing, display(parts))
+            ancestors = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
+            target_locks = (tree.covering_locks(tx, existing.id, ancestors, now) if existing is not None
+                            else tree.covering_locks(tx, parent.id, ancestors[1:], now))
+            tree.check_locks(tx, op, display(parts), target_locks)
+            old_size = existing.size if existing is not None else 0
+            check_quota(self.core, tx, space, size - old_size)
+            missing = content.ref_chunks(tx, refs, self._new, now)
+            if missing:
+                raise StorageUnavailable("a reused chunk was collected before the upload finished; retry")
+            etag = new_etag()
+            if existing is None:
+                try:
+                    node_id = nodes_repo.insert(tx, space_id=space.id, parent_id=parent.id, name=parts[-1],
+                                                kind="f", size=size, mtime=mtime, ctime=now, etag=etag,
+                                                content_type=self.content_type,
+                                                checksums=self.checksum_header)
+                except RowConflict:
+                    raise Conflict(f"{display(parts)} was created by another request; retry") from None
+            else:
+                node_id = existing.id
+            vid = content.insert_version(tx, node_id=node_id, size=size, manifest=packed,
+                                         inline_data=self._inline, created_at=now)
+            if existing is not None:
+                self._drop_version(tx, existing, now)
+            nodes_repo.update_node(tx, node_id, size=size, mtime=mtime, etag=etag, version_id=vid,
+                                   content_type=self.content_type,
+                                   checksums=self._stored_checksums())
+            tree.propagate(tx, ancestors, size - old_size, now)
+            node = nodes_repo.get(tx, node_id)
+            assert node is not None
+            tree.record(tx, op, "create" if existing is None else "modify", [node], now)
+        return WriteResult(node, existing is None)
+
+    def _stored_checksums(self) -> str | None:
+        if self.expected is None:
+            return None
+        return f"{self.expected[0]}:{self.expected[1]}"
+
+    @staticmethod
+    def _drop_version(tx: Any, existing: Node, now: float) -> None:
+        if existing.version_id is None:
+            return
+        old = content.get_version(tx, existing.version_id)
+        if old is not None:
+            content.unref_chunks(tx, manifest.ref_counts([old.manifest]), now)
+            content.delete_versions(tx, [old.id])

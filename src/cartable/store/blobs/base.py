@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""The chunk store contract: content-addressed, immutable chunks keyed by their BLAKE3-256 digest.
+
+Every backend (local folder, S3) implements ``ChunkStore`` and passes the same conformance suite.
+The store knows nothing of users, files or reference counts: deciding when a chunk may be deleted
+(garbage collection with a grace period) is the caller's job.
+
+Errors: ``ChunkMissing`` means "no such chunk"; ``StoreUnavailable`` means the backend failed (I/O error,
+disk full, object store unreachable) and the operation may be retried. Backend-specific exceptions
+(OSError, botocore) never leave the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from cartable.common.hashing import digest_hex
+
+__all__ = ["ChunkMissing", "ChunkStore", "StoreUnavailable"]
+
+
+class ChunkMissing(Exception):
+    """The store holds no chunk with this digest. ``digest`` is the raw digest asked for."""
+
+    def __init__(self, digest: bytes) -> None:
+        super().__init__(f"chunk {digest_hex(digest)} is missing from the chunk store")
+        self.digest = digest
+
+
+class StoreUnavailable(Exception):
+    """The backend failed (I/O error, disk full, unreachable); the message names what and where."""
+
+
+class ChunkStore(Protocol):
+    """A content-addressed store of chunks. Implementations are safe to call from many threads."""
+
+    def put_many(self, items: Sequence[tuple[bytes, bytes | memoryview]]) -> list[int]:
+        """Store each (digest, raw bytes) pair; return the stored size of each, in order.
+
+        The caller guarantees that each digest is ``chunk_digest`` of its bytes (the store does not
+        re-hash). Chunks are compressed when it is worthwhile. When this returns, every chunk is durable.
+        Idempotent: writing a digest that already exists rewrites it and refreshes its modification time;
+        garbage collection relies on this to protect a chunk an upload is re-using.
+        Raises StoreUnavailable on backend failure (then some of the chunks may have been stored).
+        """
+        ...
+
+    def get(self, digest: bytes) -> bytes:
+        """Return the raw (decompressed) bytes of a chunk.
+
+        Raises ChunkMissing if absent, StoreUnavailable on backend failure, and ValueError if the stored
+        object cannot be decoded. Does not re-hash the content: ``verify`` does.
+        """
+        ...
+
+    def has(self, digest: bytes) -> bool:
+        """Return whether the chunk is stored (without reading it)."""
+        ...
+
+    def delete(self, digest: bytes) -> None:
+        """Remove a chunk. Deleting a missing chunk is not an error."""
+        ...
+
+    def iter_digests(self) -> Iterator[tuple[bytes, float]]:
+        """Yield (digest, modification time as POSIX seconds) for every stored chunk, in no set order.
+
+        Temporary and foreign objects are skipped. Chunks written or deleted during the walk may or may
+        not be listed.
+        """
+        ...
+
+    def verify(self, digest: bytes) -> bool:
+        """Re-read and re-hash a chunk: True if intact, False if corrupt, undecodable or missing."""
+        ...
+
+    def cleanup_temps(self, older_than_seconds: float) -> int:
+        """Remove temporary objects left by interrupted writes older than that; return how many."""
+        ...

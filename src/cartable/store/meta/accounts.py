@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Users, app passwords and spaces rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from cartable.store.meta.engine import Tx
+from cartable.store.meta.errors import RowConflict
+from cartable.store.meta.records import AppPasswordRecord, SpaceRecord, UserRecord
+from cartable.store.meta.schema import app_passwords, spaces, users
+
+__all__ = ["user_by_name", "user_by_id", "list_users", "insert_user", "update_user", "delete_user",
+           "insert_space", "home_space", "space", "update_space", "lock_space",
+           "insert_app_password", "app_password_by_hash", "app_password_exists", "list_app_passwords",
+           "delete_app_password", "touch_app_password"]
+
+
+def user_by_name(tx: Tx, name: str) -> UserRecord | None:
+    row = tx.execute(select(users).where(users.c.name == name)).first()
+    return None if row is None else UserRecord.from_row(row)
+
+
+def user_by_id(tx: Tx, user_id: int) -> UserRecord | None:
+    row = tx.execute(select(users).where(users.c.id == user_id)).first()
+    return None if row is None else UserRecord.from_row(row)
+
+
+def list_users(tx: Tx) -> list[UserRecord]:
+    return [UserRecord.from_row(r) for r in tx.execute(select(users).order_by(users.c.name))]
+
+
+def insert_user(tx: Tx, **values: Any) -> int:
+    try:
+        with tx.begin_nested():
+            res = tx.execute(users.insert().values(**values))
+    except IntegrityError as exc:
+        raise RowConflict(str(exc.orig)) from None
+    key = res.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def update_user(tx: Tx, user_id: int, **values: Any) -> None:
+    tx.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+def delete_user(tx: Tx, user_id: int) -> None:
+    tx.execute(app_passwords.delete().where(app_passwords.c.user_id == user_id))
+    tx.execute(users.delete().where(users.c.id == user_id))
+
+
+def insert_space(tx: Tx, **values: Any) -> int:
+    res = tx.execute(spaces.insert().values(**values))
+    key = res.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def update_space(tx: Tx, space_id: int, **values: Any) -> None:
+    tx.execute(update(spaces).where(spaces.c.id == space_id).values(**values))
+
+
+def home_space(tx: Tx, user_id: int) -> SpaceRecord | None:
+    row = tx.execute(select(spaces).where(spaces.c.owner_id == user_id, spaces.c.kind == "home")).first()
+    return None if row is None else SpaceRecord.from_row(row)
+
+
+def space(tx: Tx, space_id: int) -> SpaceRecord | None:
+    row = tx.execute(select(spaces).where(spaces.c.id == space_id)).first()
+    return None if row is None else SpaceRecord.from_row(row)
+
+
+def lock_space(tx: Tx, space_id: int) -> SpaceRecord | None:
+    """Read the space row and hold it until commit (PostgreSQL: row lock; SQLite: the writer lock
+    is already exclusive). Every mutation of a space takes it first, which serialises quota checks."""
+    row = tx.execute(select(spaces).where(spaces.c.id == space_id).with_for_update()).first()
+    return None if row is None else SpaceRecord.from_row(row)
+
+
+def insert_app_password(tx: Tx, *, user_id: int, name: str, token_hash: bytes, created_at: float) -> int:
+    res = tx.execute(app_passwords.insert().values(user_id=user_id, name=name, token_hash=token_hash,
+                                                   created_at=created_at))
+    key = res.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def app_password_by_hash(tx: Tx, token_hash: bytes) -> tuple[int, int] | None:
+    """(app password id, user id) for a token hash."""
+    row = tx.execute(select(app_passwords.c.id, app_passwords.c.user_id)
+                     .where(app_passwords.c.token_hash == token_hash)).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def app_password_exists(tx: Tx, app_id: int) -> bool:
+    return tx.execute(select(app_passwords.c.id).where(app_passwords.c.id == app_id)).first() is not None
+
+
+def list_app_passwords(tx: Tx, user_id: int) -> list[AppPasswordRecord]:
+    rows = tx.execute(select(app_passwords).where(app_passwords.c.user_id == user_id)
+                      .order_by(app_passwords.c.id))
+    return [AppPasswordRecord(r.id, r.user_id, r.name, r.created_at, r.last_used_at) for r in rows]
+
+
+def delete_app_password(tx: Tx, user_id: int, app_id: int) -> bool:
+    res = tx.execute(app_passwords.delete().where(app_passwords.c.user_id == user_id,
+                                                  app_passwords.c.id == app_id))
+    return bool(res.rowcount)
+
+
+def touch_app_password(tx: Tx, app_id: int, now: float) -> None:
+    tx.execute(update(app_passwords).where(app_passwords.c.id == app_id).values(last_used_at=now))

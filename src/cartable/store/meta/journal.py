@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""The change journal (append-only) and the database's epoch and settings (meta_kv)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+
+from cartable.store.meta.engine import Tx
+from cartable.store.meta.records import ChangeRecord
+from cartable.store.meta.schema import changes, meta_kv
+
+__all__ = ["append", "since", "head", "get_kv", "set_kv"]
+
+
+def append(tx: Tx, entries: Sequence[dict[str, Any]]) -> None:
+    if entries:
+        tx.execute(changes.insert(), list(entries))
+
+
+def since(tx: Tx, space_id: int, seq: int, limit: int) -> list[ChangeRecord]:
+    rows = tx.execute(select(changes).where(changes.c.space_id == space_id, changes.c.seq > seq)
+                      .order_by(changes.c.seq).limit(limit))
+    return [ChangeRecord(**r._mapping) for r in rows]
+
+
+def head(tx: Tx) -> int:
+    return int(tx.execute(select(func.coalesce(func.max(changes.c.seq), 0))).scalar_one())
+
+
+def get_kv(tx: Tx, key: str) -> str | None:
+    row = tx.execute(select(meta_kv.c.value).where(meta_kv.c.key == key)).first()
+    return None if row is None else str(row[0])
+
+
+def set_kv(tx: Tx, key: str, value: str) -> None:
+    if get_kv(tx, key) is None:
+        tx.execute(meta_kv.insert().values(key=key, value=value))
+    else:
+        tx.execute(meta_kv.update().where(meta_kv.c.key == key).values(value=value))

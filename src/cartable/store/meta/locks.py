@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""WebDAV lock rows (kept in the database so any app node sees them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+
+from cartable.store.meta.engine import Tx
+from cartable.store.meta.records import LockRecord
+from cartable.store.meta.schema import locks
+
+__all__ = ["insert", "by_token", "on_nodes", "delete", "refresh", "purge_expired", "delete_for"]
+
+_BATCH = 500
+
+
+def insert(tx: Tx, rec: LockRecord) -> None:
+    tx.execute(locks.insert().values(token=rec.token, node_id=rec.node_id, user_id=rec.user_id,
+                                     exclusive=rec.exclusive, infinite=rec.infinite,
+                                     owner_xml=rec.owner_xml, timeout=rec.timeout,
+                                     expires_at=rec.expires_at))
+
+
+def by_token(tx: Tx, token: str, now: float) -> LockRecord | None:
+    row = tx.execute(select(locks).where(locks.c.token == token, locks.c.expires_at > now)).first()
+    return None if row is None else LockRecord.from_row(row)
+
+
+def on_nodes(tx: Tx, node_ids: Sequence[int], now: float) -> list[LockRecord]:
+    out: list[LockRecord] = []
+    for i in range(0, len(node_ids), _BATCH):
+        rows = tx.execute(select(locks).where(locks.c.node_id.in_(node_ids[i:i + _BATCH]),
+                                              locks.c.expires_at > now))
+        out.extend(LockRecord.from_row(r) for r in rows)
+    return out
+
+
+def delete(tx: Tx, token: str) -> bool:
+    return bool(tx.execute(locks.delete().where(locks.c.token == token)).rowcount)
+
+
+def refresh(tx: Tx, token: str, timeout: int, expires_at: float) -> None:
+    tx.execute(update(locks).where(locks.c.token == token).values(timeout=timeout, expires_at=expires_at))
+
+
+def purge_expired(tx: Tx, now: float) -> None:
+    tx.execute(locks.delete().where(locks.c.expires_at <= now))
+
+
+def delete_for(tx: Tx, node_ids: Sequence[int]) -> None:
+    for i in range(0, len(node_ids), _BATCH):
+        tx.execute(locks.delete().where(locks.c.node_id.in_(node_ids[i:i + _BATCH])))

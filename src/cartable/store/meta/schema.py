@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Tables of the metadata repository (SQLAlchemy Core), for SQLite and PostgreSQL alike.
+
+The schema is changed only through Alembic revisions in ``migrations/versions``; this module is
+the model those revisions are compared against (``alembic revision --autogenerate``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
+    "changes", "dead_props", "locks", "ID",
+]
+
+# SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
+# PostgreSQL wants a 64-bit column. Node ids are exposed to clients and must never be reused.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+meta_kv = Table(
+    "meta_kv", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("display_name", String(255), nullable=False, default=""),
+    Column("email", String(255), nullable=False, default=""),
+    Column("password_hash", String(255), nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    # Bumped on every password change or disable: cached credentials carry it and are dropped.
+    Column("auth_version", Integer, nullable=False, default=1),
+    Column("created_at", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+app_passwords = Table(
+    "app_passwords", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+    sqlite_autoincrement=True,
+)
+
+spaces = Table(
+    "spaces", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # "home" (later "team")
+    Column("owner_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("root_id", ID, nullable=True),
+    Column("quota", BigInteger, nullable=True),  # None: the configured default
+    sqlite_autoincrement=True,
+)
+
+nodes = Table(
+    "nodes", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("space_id", ID, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("parent_id", ID, nullable=True),
+    Column("name", String(1024), nullable=False),
+    Column("kind", String(1), nullable=False),  # "f" file, "d" folder
+    Column("size", BigInteger, nullable=False, default=0),  # folders: total of everything below
+    Column("mtime", Float, nullable=False),
+    Column("ctime", Float, nullable=False),
+    Column("etag", String(64), nullable=False),
+    Column("version_id", ID, nullable=True),
+    Column("content_type", String(255), nullable=True),
+    Column("checksums", String(1024), nullable=True),  # "SHA1:... MD5:..." as the client sent them
+    UniqueConstraint("parent_id", "name"),
+    sqlite_autoincrement=True,
+)
+
+versions = Table(
+    "versions", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("node_id", ID, nullable=False, index=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    # Packed manifest: repeated (32-byte BLAKE3 digest, 8-byte big-endian length). Empty for inline.
+    Column("manifest", LargeBinary, nullable=False),
+    # Tiny content lives here instead of in the chunk store (no object, no extra fsync).
+    Column("inline_data", LargeBinary, nullable=True),
+    sqlite_autoincrement=True,
+)
+
+chunks = Table(
+    "chunks", metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("stored_size", BigInteger, nullable=False),
+    Column("refcount", BigInteger, nullable=False),
+    # Last time a writer referenced or released the chunk; GC waits a grace period after it.
+    Column("touched_at", Float, nullable=False),
+    Index("ix_chunks_gc", "refcount", "touched_at"),
+)
+
+changes = Table(
+    "changes", metadata,
+    Column("seq", ID, primary_key=True, autoincrement=True),
+    Column("space_id", ID, nullable=False),
+    Column("node_id", ID, nullable=False),
+    Column("parent_id", ID, nullable=True),
+    Column("name", String(1024), nullable=False),
+    Column("kind", String(1), nullable=False),
+    Column("op", String(16), nullable=False),  # create, modify, move, delete
+    Column("version_id", ID, nullable=True),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("mtime", Float, nullable=False, default=0),
+    Column("device_id", String(128), nullable=True),
+    Column("op_id", String(128), nullable=True),
+    Column("at", Float, nullable=False),
+    Index("ix_changes_space_seq", "space_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+dead_props = Table(
+    "dead_props", metadata,
+    Column("node_id", ID, primary_key=True),
+    Column("ns", String(1024), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("xml", Text, nullable=False),  # the whole property element, serialised
+)
+
+locks = Table(
+    "locks", metadata,
+    Column("token", String(128), primary_key=True),
+    Column("node_id", ID, nullable=False, index=True),
+    Column("user_id", ID, nullable=False),
+    Column("exclusive", Boolean, nullable=False),
+    Column("infinite", Boolean, nullable=False),
+    Column("owner_xml", Text, nullable=False, default=""),
+    Column("timeout", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
