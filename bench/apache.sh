@@ -21,12 +21,12 @@ usage() { die "usage: $0 start DATA_DIR PORT | stop APACHE_DIR"; }
 
 http_ready() { # exit 0 once anything answers HTTP on $1
   if command -v curl >/dev/null; then
-    curl -s -o /dev/null -m 2 "$1"
+    curl -s --noproxy "*" -o /dev/null -m 2 "$1"
   else
     python3 - "$1" <<'EOF'
 import sys, urllib.request, urllib.error
 try:
-    urllib.request.urlopen(sys.argv[1], timeout=2)
+    urllib.request.build_opener(urllib.request.ProxyHandler({})).open(sys.argv[1], timeout=2)
 except urllib.error.HTTPError:
     pass
 except Exception:

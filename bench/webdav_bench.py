@@ -23,6 +23,7 @@ import datetime as dt
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -114,6 +115,7 @@ class Measure:
     amount: float  # MiB or operations
     unit: str  # "MiB/s", "ops/s", "files/s", "req/s"
     note: str = ""
+    client_cpu: float = 0.0  # this benchmark process's CPU seconds (all threads) for the step
 
     @property
     def speed(self) -> float:
@@ -122,6 +124,11 @@ class Measure:
 
 # --------------------------------------------------------------------------------------------------
 # servers
+
+
+def self_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def free_port() -> int:
@@ -188,7 +195,7 @@ def start_cartable(data: Path, port: int, log: Path) -> Server:
             stop()
             raise RuntimeError(f"cartable exited with {proc.returncode} before it was ready:\n{tail}")
         try:
-            if httpx.get(health, timeout=2).status_code == 200:
+            if httpx.get(health, timeout=2, trust_env=False).status_code == 200:
                 break
         except httpx.HTTPError:
             pass
@@ -263,16 +270,21 @@ class Bench:
               fn: Callable[[], str | None]) -> Measure:
         os.sync()
         cpu0 = tree_cpu_seconds(srv.pid)
+        self0 = self_cpu_seconds()
         t0 = time.perf_counter()
         note = fn() or ""
         wall = time.perf_counter() - t0
+        client_cpu = self_cpu_seconds() - self0
         cpu = tree_cpu_seconds(srv.pid) - cpu0
-        m = Measure(step, srv.name, rnd, wall, cpu, amount, unit, note)
+        m = Measure(step, srv.name, rnd, wall, cpu, amount, unit, note, client_cpu)
+        self.record(m)
+        return m
+
+    def record(self, m: Measure) -> None:
         self.results.append(m)
         if self.verbose:
-            print(f"  r{rnd} {srv.name:8} {step:28} {wall:8.3f} s  {m.speed:10.1f} {unit:7}"
-                  f"  server cpu {cpu:7.3f} s {note}", flush=True)
-        return m
+            print(f"  r{m.round} {m.server:8} {m.step:30} {m.wall:8.3f} s {m.speed:10.1f} {m.unit:7}"
+                  f" server cpu {m.cpu:6.2f} s, client cpu {m.client_cpu:6.2f} s {m.note}", flush=True)
 
     # -- helpers
     @staticmethod
@@ -360,6 +372,7 @@ class Bench:
         walls: list[float] = []
         cpus: list[float] = []
         sizes: list[int] = []
+        self0 = self_cpu_seconds()
         for _ in range(self.sizes.propfind_reps):
             os.sync()
             cpu0 = tree_cpu_seconds(srv.pid)
@@ -376,11 +389,9 @@ class Bench:
             sizes.append(len(body))
         m = Measure(f"PROPFIND depth 1, {n} entries", srv.name, rnd, statistics.median(walls),
                     sum(cpus) / len(cpus), 1, "req/s",
-                    f"wall: median of {len(walls)}, cpu: mean; {sizes[0] / 1e6:.2f} MB")
-        self.results.append(m)
-        if self.verbose:
-            print(f"  r{rnd} {srv.name:8} {m.step:28} {m.wall:8.3f} s  {m.speed:10.1f} {m.unit:7}"
-                  f"  server cpu {m.cpu:7.3f} s {m.note}", flush=True)
+                    f"wall: median of {len(walls)}, cpu: mean; {sizes[0] / 1e6:.2f} MB",
+                    (self_cpu_seconds() - self0) / len(walls))
+        self.record(m)
 
         def move() -> str:
             r = srv.client.request("MOVE", srv.base + folder,
@@ -482,7 +493,7 @@ def report(results: list[Measure], servers: list[str], meta: list[str]) -> str:
     if spread:
         lines.append("Largest max/min spread of one server's speed across rounds: " + ", ".join(spread) + ".")
     lines.append("")
-    lines.append("Per round (speed, server CPU s):")
+    lines.append("Per round (speed, server CPU s, client CPU s):")
     lines.append("")
     lines.append("| step | server | " + " | ".join(f"r{r}" for r in rounds) + " |")
     lines.append("|---|---|" + "---|" * len(rounds))
@@ -491,7 +502,7 @@ def report(results: list[Measure], servers: list[str], meta: list[str]) -> str:
             cells = []
             for r in rounds:
                 m = by.get((step, s, r))
-                cells.append(f"{fmt_speed(m.speed, m.unit)}, {m.cpu:.2f}" if m else "—")
+                cells.append(f"{fmt_speed(m.speed, m.unit)}, {m.cpu:.2f}, {m.client_cpu:.2f}" if m else "—")
             lines.append(f"| {step} | {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -528,7 +539,8 @@ def main() -> int:
             srv = (start_apache(data, port) if name == "apache"
                    else start_cartable(data, port, tmp / "cartable.log"))
             limits = httpx.Limits(max_connections=sizes.threads, max_keepalive_connections=sizes.threads)
-            srv.client = httpx.Client(auth=srv.auth, limits=limits, timeout=httpx.Timeout(600.0))
+            srv.client = httpx.Client(auth=srv.auth, limits=limits, timeout=httpx.Timeout(600.0),
+                                      trust_env=False)
             servers[name] = srv
             print(f"  {srv.info}: {srv.base} (pid {srv.pid})", flush=True)
 

@@ -19,7 +19,8 @@ from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.records import LockRecord
 
-__all__ = ["lock", "refresh", "unlock", "locks_on", "tokens_valid_for", "clamp_timeout"]
+__all__ = ["lock", "refresh", "unlock", "locks_on", "tokens_valid_for", "clamp_timeout",
+           "locks_with_roots"]
 
 
 def clamp_timeout(core: Core, requested: int | None) -> int:
@@ -101,3 +102,11 @@ def locks_on(core: Core, node: Node) -> list[Lock]:
 
 def tokens_valid_for(core: Core, node: Node | None) -> set[str]:
     return set() if node is None else {lk.token for lk in locks_on(core, node)}
+
+
+def locks_with_roots(core: Core, node: Node) -> list[tuple[Lock, tuple[str, ...]]]:
+    """Locks that apply to node, each with the path of the node it was taken on."""
+    now = core.clock()
+    with core.db.read() as tx:
+        found = tree.covering_locks(tx, node.id, nodes_repo.ancestor_ids(tx, node.id), now)
+        return [(lk, tree.path_of(tx, lk.node_id)) for lk in found]

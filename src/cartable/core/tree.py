@@ -18,7 +18,7 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import LockRecord, SpaceRecord
 
 __all__ = ["Op", "space_of", "root_of", "resolve", "resolve_parent", "display", "check_locks",
-           "covering_locks", "propagate", "record"]
+           "covering_locks", "propagate", "record", "path_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,16 @@ def resolve_parent(tx: Tx, space: SpaceRecord, parts: Sequence[str]) -> Node:
     if not parent.is_dir:
         raise Conflict(f"{display(parts[:-1])} is a file, not a folder")
     return parent
+
+
+def path_of(tx: Tx, node_id: int) -> tuple[str, ...]:
+    """Names from below the space root down to the node."""
+    names: list[str] = []
+    cur = nodes_repo.get(tx, node_id)
+    while cur is not None and cur.parent_id is not None:
+        names.append(cur.name)
+        cur = nodes_repo.get(tx, cur.parent_id)
+    return tuple(reversed(names))
 
 
 def covering_locks(tx: Tx, node_id: int, ancestors: Sequence[int], now: float) -> list[LockRecord]:

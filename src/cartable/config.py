@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Settings: one declared schema, read once (TOML file, then CARTABLE_* environment, then the
+command line), then frozen. The only module that reads os.environ."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings", "SETTINGS", "load_settings", "parse_size", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or would weaken a guarantee."""
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: str | int) -> int:
+    """'100GB' → 100_000_000_000; '2GiB', '512k' and plain byte counts accepted."""
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ConfigError(f"{value!r} is not a size (examples: 5000000, 100GB, 2GiB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{value!r} is not a boolean (use true or false)")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    convert: Callable[[Any], Any]
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "CARTABLE_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data", Path, Path("cartable-data"), "Data folder: the SQLite database and the chunk store."),
+    Setting("host", str, "127.0.0.1", "Address to listen on."),
+    Setting("port", int, 8080, "TCP port to listen on."),
+    Setting("database_url", str, "", "Metadata database URL; empty means SQLite in the data folder."),
+    Setting("blob_store", str, "local", "Chunk store backend: local (a folder)."),
+    Setting("blob_path", str, "", "Folder of the local chunk store; empty means DATA/chunks."),
+    Setting("admin_user", str, "admin", "Name of the admin account created on first start."),
+    Setting("admin_password", str, "", "Its password; empty means generate one and print it once."),
+    Setting("default_quota", parse_size, 100 * 10**9, "Quota of accounts without their own (bytes, or 100GB)."),
+    Setting("inline_max", parse_size, 8192, "Files up to this size are stored in the database itself."),
+    Setting("gc_grace_seconds", float, 86400.0, "Unreferenced chunks are deleted only after this long."),
+    Setting("gc_interval_seconds", float, 3600.0, "How often the server collects garbage (0: never)."),
+    Setting("max_xml_body", parse_size, 1024 * 1024, "Largest XML request body accepted (PROPFIND, LOCK...)."),
+    Setting("auth_cache_seconds", float, 60.0, "How long a verified credential is trusted without argon2."),
+    Setting("login_failures_per_address", int, 20, "Failed logins from one address before throttling."),
+    Setting("login_failures_per_user", int, 10, "Failed logins for one account before throttling."),
+    Setting("login_window_seconds", float, 600.0, "Window over which failed logins are counted."),
+    Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data: Path
+    host: str
+    port: int
+    database_url: str
+    blob_store: str
+    blob_path: str
+    admin_user: str
+    admin_password: str
+    default_quota: int
+    inline_max: int
+    gc_grace_seconds: float
+    gc_interval_seconds: float
+    max_xml_body: int
+    auth_cache_seconds: float
+    login_failures_per_address: int
+    login_failures_per_user: int
+    login_window_seconds: float
+    log_level: str
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data / 'cartable.db').resolve()}"
+
+    @property
+    def chunk_path(self) -> Path:
+        return Path(self.blob_path) if self.blob_path else self.data / "chunks"
+
+
+def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """File < environment < overrides (command-line values that are not None)."""
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get("CARTABLE_CONFIG"):
+        config_file = Path(environ["CARTABLE_CONFIG"])
+    from_file: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            from_file = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read configuration file {config_file}: {exc}") from None
+    known = {s.name for s in SETTINGS}
+    unknown = set(from_file) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {config_file}: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw: Any = s.default
+        if s.name in from_file:
+            raw = from_file[s.name]
+        if s.env in environ:
+            raw = environ[s.env]
+        if overrides and overrides.get(s.name) is not None:
+            raw = overrides[s.name]
+        try:
+            values[s.name] = s.convert(raw) if raw is not s.default else raw
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"setting {s.name} ({s.env}): {exc}") from None
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.blob_store not in ("local",):
+        raise ConfigError(f"blob_store {s.blob_store!r} is not one of: local")
+    if not (0 < s.port < 65536):
+        raise ConfigError(f"port {s.port} is out of range")
+    if s.inline_max > 1024 * 1024:
+        raise ConfigError("inline_max above 1 MiB would bloat the database; keep it small")
+    if s.gc_grace_seconds < 60:
+        raise ConfigError("gc_grace_seconds below 60 would let the GC race uploads; use at least 60")
+    if s.default_quota < 0:
+        raise ConfigError("default_quota must be zero or more")
+    assert {f.name for f in fields(Settings)} == {x.name for x in SETTINGS}

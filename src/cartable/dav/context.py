@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Per-request state shared by the WebDAV handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from anyio import to_thread
+from starlette.requests import Request
+
+from cartable.core.auth import Authenticator
+from cartable.core.context import Core
+from cartable.core.model import Node, Principal
+from cartable.core.tree import Op
+from cartable.dav.ifheader import IfHeader
+
+__all__ = ["DavConfig", "DavRequest", "run", "href_for"]
+
+T = TypeVar("T")
+
+
+async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call blocking core code in a worker thread."""
+    if kwargs:
+        return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+    return await to_thread.run_sync(fn, *args)
+
+
+@dataclass(frozen=True)
+class DavConfig:
+    max_xml_body: int = 1024 * 1024
+
+
+def href_for(base: str, parts: tuple[str, ...], is_dir: bool) -> str:
+    path = base + "/" + "/".join(quote(p, safe="") for p in parts)
+    if is_dir and not path.endswith("/"):
+        path += "/"
+    return path
+
+
+@dataclass
+class DavRequest:
+    request: Request
+    core: Core
+    auth: Authenticator
+    config: DavConfig
+    principal: Principal
+    parts: tuple[str, ...]
+    base: str  # URL path of the user's root, percent-encoded, no trailing slash
+    if_header: IfHeader
+    op: Op
+
+    def href(self, parts: tuple[str, ...], is_dir: bool) -> str:
+        return href_for(self.base, parts, is_dir)
+
+    def node_href(self, node: Node, parts: tuple[str, ...]) -> str:
+        return self.href(parts, node.is_dir)
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)

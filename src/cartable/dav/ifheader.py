@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""The WebDAV If header (RFC 4918 §10.4): parsing, and evaluation against nodes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from cartable.core.errors import InvalidInput
+
+__all__ = ["Condition", "IfList", "IfHeader", "parse_if"]
+
+_TOKEN = re.compile(r'\s*(?:(<[^>]*>)|(\()|(\))|(\[[^\]]*\])|(Not)\b)', re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Condition:
+    negate: bool
+    token: str | None = None  # lock token (state token), without < >
+    etag: str | None = None  # entity tag, without quotes or W/
+
+
+@dataclass(frozen=True)
+class IfList:
+    resource: str | None  # tagged resource URL/path, None for the request URI
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class IfHeader:
+    lists: tuple[IfList, ...] = ()
+    tokens: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def present(self) -> bool:
+        return bool(self.lists)
+
+
+def _etag(raw: str) -> str:
+    raw = raw.strip()
+    if raw.startswith("W/"):
+        raw = raw[2:]
+    return raw.strip('"')
+
+
+def parse_if(header: str | None) -> IfHeader:
+    """Parse; InvalidInput (→ 400) when the header is malformed."""
+    if not header or not header.strip():
+        return IfHeader()
+    pos, lists, tokens = 0, [], set()
+    resource: str | None = None
+    text = header.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            if text[pos:].strip() == "":
+                break
+            raise InvalidInput(f"malformed If header near {text[pos:pos + 20]!r}")
+        pos = m.end()
+        if m.group(1):  # a tagged resource
+            resource = m.group(1)[1:-1]
+            continue
+        if not m.group(2):
+            raise InvalidInput("malformed If header: expected '(' to open a list")
+        conds: list[Condition] = []
+        negate = False
+        while True:
+            m = _TOKEN.match(text, pos)
+            if not m:
+                raise InvalidInput("malformed If header: unterminated list")
+            pos = m.end()
+            if m.group(3):
+                break
+            if m.group(5):
+                negate = True
+                continue
+            if m.group(1):
+                tok = m.group(1)[1:-1]
+                conds.append(Condition(negate, token=tok))
+                if not negate:
+                    tokens.add(tok)
+            elif m.group(4):
+                conds.append(Condition(negate, etag=_etag(m.group(4)[1:-1])))
+            else:
+                raise InvalidInput("malformed If header inside a list")
+            negate = False
+        if not conds:
+            raise InvalidInput("malformed If header: empty list")
+        lists.append(IfList(resource, tuple(conds)))
+    return IfHeader(tuple(lists), frozenset(tokens))

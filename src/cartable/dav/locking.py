@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""LOCK and UNLOCK, and the evaluation of the If header against the tree."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from starlette.responses import Response
+
+from cartable.common.paths import InvalidPath, decode_url_path, split_path
+from cartable.core import files, locks
+from cartable.core.errors import InvalidInput, NotFound, PreconditionFailed
+from cartable.core.model import Node
+from cartable.dav import xml
+from cartable.dav.context import DavRequest, run
+from cartable.dav.ifheader import IfList
+from cartable.dav.props import activelock_xml
+from cartable.http.bodies import read_limited
+
+__all__ = ["do_lock", "do_unlock", "check_if_header", "parse_timeout"]
+
+
+def parse_timeout(header: str | None) -> int | None:
+    if not header:
+        return None
+    for part in header.split(","):
+        part = part.strip()
+        if part.lower() == "infinite":
+            return 10**9
+        m = re.fullmatch(r"(?i)second-(\d+)", part)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _parts_of(ctx: DavRequest, resource: str | None) -> tuple[str, ...] | None:
+    if resource is None:
+        return ctx.parts
+    path = urlsplit(resource).path
+    base = ctx.base
+    if not path.startswith(base):
+        return None
+    try:
+        return split_path(decode_url_path(path[len(base):].encode()))
+    except InvalidPath:
+        return None
+
+
+def _list_holds(ctx: DavRequest, lst: IfList, node: Node | None, tokens: set[str]) -> bool:
+    for c in lst.conditions:
+        if c.token is not None:
+            ok = c.token in tokens
+        else:
+            ok = node is not None and c.etag == node.etag
+        if ok == c.negate:
+            return False
+    return True
+
+
+async def check_if_header(ctx: DavRequest) -> None:
+    """412 when every list of the If header fails. (A list that holds but names no token of a
+    lock that applies still gets 423, from the core's lock check.)"""
+    if not ctx.if_header.present:
+        return
+    cache: dict[tuple[str, ...] | None, tuple[Node | None, set[str]]] = {}
+    for lst in ctx.if_header.lists:
+        parts = _parts_of(ctx, lst.resource)
+        if parts not in cache:
+            node: Node | None = None
+            if parts is not None:
+                try:
+                    node = await run(files.stat, ctx.core, ctx.principal, parts)
+                except NotFound:
+                    node = None
+            tokens = await run(locks.tokens_valid_for, ctx.core, node) if node is not None else set()
+            cache[parts] = (node, tokens)
+        node, tokens = cache[parts]
+        if _list_holds(ctx, lst, node, tokens):
+            return
+    raise PreconditionFailed("no list of the If header matched the current state")
+
+
+def _lock_body(ctx: DavRequest, lock: locks.Lock, root_parts: tuple[str, ...], is_dir: bool) -> str:
+    return (f'{xml.XML_HEAD}<d:prop xmlns:d="DAV:"><d:lockdiscovery>'
+            f"{activelock_xml(lock, ctx.href(root_parts, is_dir))}</d:lockdiscovery></d:prop>\n")
+
+
+async def do_lock(ctx: DavRequest) -> Response:
+    body = await read_limited(ctx.request, ctx.config.max_xml_body)
+    timeout = parse_timeout(ctx.header("timeout"))
+    if not body.strip():
+        # A refresh: the token comes in the If header.
+        if not ctx.if_header.tokens:
+            raise InvalidInput("LOCK without a body refreshes a lock: send its token in an If header")
+        lock = await run(locks.refresh, ctx.core, ctx.op, ctx.parts, timeout)
+        node = await run(files.stat, ctx.core, ctx.principal, ctx.parts)
+        return Response(_lock_body(ctx, lock, ctx.parts, node.is_dir), 200,
+                        media_type="application/xml; charset=utf-8")
+    root = xml.parse(body)
+    if root.tag != xml.clark(xml.DAV, "lockinfo"):
+        raise InvalidInput("the LOCK body must be a DAV:lockinfo element")
+    scope = root.find(xml.clark(xml.DAV, "lockscope"))
+    exclusive = scope is None or scope.find(xml.clark(xml.DAV, "shared")) is None
+    owner_el = root.find(xml.clark(xml.DAV, "owner"))
+    owner = xml.serialize(owner_el) if owner_el is not None else ""
+    depth = (ctx.header("depth") or "infinity").lower()
+    if depth not in ("0", "infinity"):
+        raise InvalidInput("Depth for LOCK must be 0 or infinity")
+    lock, created = await run(locks.lock, ctx.core, ctx.op, ctx.parts, exclusive=exclusive,
+                              infinite=depth == "infinity", owner_xml=owner, timeout=timeout)
+    node = await run(files.stat, ctx.core, ctx.principal, ctx.parts)
+    return Response(_lock_body(ctx, lock, ctx.parts, node.is_dir), 201 if created else 200,
+                    headers={"Lock-Token": f"<{lock.token}>"},
+                    media_type="application/xml; charset=utf-8")
+
+
+async def do_unlock(ctx: DavRequest) -> Response:
+    header = (ctx.header("lock-token") or "").strip()
+    if not (header.startswith("<") and header.endswith(">")):
+        raise InvalidInput("UNLOCK needs a Lock-Token header: <opaquelocktoken:...>")
+    await run(locks.unlock, ctx.core, ctx.op, ctx.parts, header[1:-1])
+    return Response(status_code=204)

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""PROPFIND (RFC 4918 §9.1), Depth 0 and 1; infinity is refused (DAV:propfind-finite-depth)."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from cartable.core import files, locks, props
+from cartable.core.errors import InvalidInput
+from cartable.core.model import Node, Usage
+from cartable.dav import xml
+from cartable.dav.context import DavRequest, run
+from cartable.dav.errors import xml_error
+from cartable.dav.props import REGISTRY, PropContext
+from cartable.http.bodies import read_limited
+
+__all__ = ["do_propfind", "parse_propfind"]
+
+PropName = tuple[str, str]
+
+
+def parse_propfind(body: bytes) -> tuple[str, list[PropName]]:
+    """('allprop' | 'propname' | 'prop', names). An empty body means allprop."""
+    if not body.strip():
+        return "allprop", []
+    root = xml.parse(body)
+    if root.tag != xml.clark(xml.DAV, "propfind"):
+        raise InvalidInput("the PROPFIND body must be a DAV:propfind element")
+    kids = list(xml.children(root))
+    for child in kids:
+        if child.tag == xml.clark(xml.DAV, "prop"):
+            return "prop", [xml.split_clark(p.tag) for p in xml.children(child)]
+        if child.tag == xml.clark(xml.DAV, "propname"):
+            return "propname", []
+        if child.tag == xml.clark(xml.DAV, "allprop"):
+            return "allprop", []
+    raise InvalidInput("DAV:propfind must contain prop, allprop or propname")
+
+
+def _propstat(found: list[str], missing: list[str]) -> str:
+    out = ""
+    if found:
+        out += f"<d:propstat><d:prop>{''.join(found)}</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>"
+    if missing:
+        out += (f"<d:propstat><d:prop>{''.join(missing)}</d:prop>"
+                "<d:status>HTTP/1.1 404 Not Found</d:status></d:propstat>")
+    return out
+
+
+def render_entry(href: str, node: Node, mode: str, names: list[PropName], pctx: PropContext,
+                 dead: dict[PropName, str]) -> str:
+    found: list[str] = []
+    missing: list[str] = []
+    if mode == "propname":
+        found = [xml.empty_element(ns, n) for (ns, n), p in REGISTRY.items() if p.get(pctx, node) is not None]
+        found += [xml.empty_element(ns, n) for ns, n in dead]
+    elif mode == "allprop":
+        for (ns, n), p in REGISTRY.items():
+            if p.in_allprop:
+                value = p.get(pctx, node)
+                if value is not None:
+                    found.append(xml.element(ns, n, value))
+        found.extend(dead.values())
+    else:
+        for key in names:
+            live = REGISTRY.get(key)
+            value = live.get(pctx, node) if live is not None else None
+            if value is not None:
+                found.append(xml.element(key[0], key[1], value))
+            elif key in dead:
+                found.append(dead[key])
+            else:
+                missing.append(xml.empty_element(*key))
+    return f"<d:response><d:href>{xml.escape(href)}</d:href>{_propstat(found, missing)}</d:response>"
+
+
+async def do_propfind(ctx: DavRequest) -> Response:
+    depth = (ctx.header("depth") or "1").strip().lower()
+    if depth == "infinity":
+        return xml_error(403, "PROPFIND with Depth: infinity is not supported; use Depth 0 or 1",
+                         "propfind-finite-depth")
+    if depth not in ("0", "1"):
+        raise InvalidInput(f"Depth {depth!r} is not 0, 1 or infinity")
+    mode, names = parse_propfind(await read_limited(ctx.request, ctx.config.max_xml_body))
+    node, kids = await run(files.listing, ctx.core, ctx.principal, ctx.parts)
+    entries: list[tuple[Node, tuple[str, ...]]] = [(node, ctx.parts)]
+    if depth == "1":
+        entries += [(k, (*ctx.parts, k.name)) for k in kids]
+    body = await run(_render_all, ctx, entries, mode, names)
+    return Response(body, status_code=207, media_type="application/xml; charset=utf-8")
+
+
+def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mode: str,
+                names: list[PropName]) -> str:
+    """Runs in a worker thread: may query core synchronously."""
+    usage_cache: list[Usage] = []
+
+    def usage() -> Usage:
+        if not usage_cache:
+            usage_cache.append(files.usage(ctx.core, ctx.principal))
+        return usage_cache[0]
+
+    def node_locks(n: Node) -> list[tuple[locks.Lock, str]]:
+        return [(lk, ctx.href(parts, n.is_dir if lk.node_id == n.id else True))
+                for lk, parts in locks.locks_with_roots(ctx.core, n)]
+
+    pctx = PropContext(usage=usage, locks=node_locks, href=lambda n: "")
+    need_dead = mode != "prop" or any(k not in REGISTRY for k in names)
+    dead = props.dead_props_many(ctx.core, [n.id for n, _ in entries]) if need_dead else {}
+    out: list[str] = [xml.MULTISTATUS_OPEN]
+    out.extend(render_entry(ctx.href(parts, n.is_dir), n, mode, names, pctx, dead.get(n.id, {}))
+               for n, parts in entries)
+    out.append(xml.MULTISTATUS_CLOSE)
+    return "".join(out)
+
+

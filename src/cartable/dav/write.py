@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""PUT, MKCOL and DELETE. A PUT body is streamed through the core's Upload in worker threads,
+one buffer in flight while the next is received; a 2xx is sent only after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.responses import Response
+
+from cartable.core import files
+from cartable.core.errors import InvalidInput
+from cartable.core.writes import Preconditions, Upload
+from cartable.dav.context import DavRequest, run
+from cartable.dav.read import entity_headers
+from cartable.http.conditional import etag_list
+
+__all__ = ["do_put", "do_mkcol", "do_delete", "parse_mtime"]
+
+_BUFFER = 4 * 1024 * 1024
+
+
+def parse_mtime(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        mtime = float(value)
+    except ValueError:
+        raise InvalidInput(f"X-OC-Mtime {value!r} is not a number of seconds") from None
+    if not 0 <= mtime < 2**40:
+        raise InvalidInput(f"X-OC-Mtime {value!r} is out of range")
+    return mtime
+
+
+def _length(ctx: DavRequest) -> int | None:
+    raw = ctx.header("content-length")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise InvalidInput(f"Content-Length {raw!r} is not a number")
+    return int(raw)
+
+
+async def do_put(ctx: DavRequest) -> Response:
+    if ctx.header("content-range"):
+        raise InvalidInput("partial PUT with Content-Range is not supported")
+    pre = Preconditions(etag_list(ctx.header("if-match")), etag_list(ctx.header("if-none-match")))
+    mtime = parse_mtime(ctx.header("x-oc-mtime"))
+    upload = await run(Upload, ctx.core, ctx.op, ctx.parts, length=_length(ctx), mtime=mtime,
+                       checksum=ctx.header("oc-checksum"), preconditions=pre,
+                       content_type=_content_type(ctx))
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[None] | None = None
+    buf = bytearray()
+    try:
+        async for piece in ctx.request.stream():
+            buf += piece
+            if len(buf) >= _BUFFER:
+                if pending is not None:
+                    await pending
+                pending = loop.run_in_executor(None, upload.write, bytes(buf))
+                buf.clear()
+        if pending is not None:
+            await pending
+            pending = None
+        if buf:
+            await run(upload.write, bytes(buf))
+        result = await run(upload.commit)
+    finally:
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+    headers = entity_headers(result.node)
+    if mtime is not None:
+        headers["X-OC-MTime"] = "accepted"
+    return Response(status_code=201 if result.created else 204, headers=headers)
+
+
+def _content_type(ctx: DavRequest) -> str | None:
+    ct = ctx.header("content-type")
+    if not ct or ct.startswith("application/octet-stream") or ct.startswith("application/x-www-form"):
+        return None
+    return ct.split(";")[0].strip()[:255] or None
+
+
+async def do_mkcol(ctx: DavRequest) -> Response:
+    if ctx.header("content-length") not in (None, "0") or ctx.header("transfer-encoding"):
+        body = await ctx.request.body()
+        if body:
+            return Response("MKCOL with a request body is not supported\n", status_code=415)
+    node = await run(files.mkdir, ctx.core, ctx.op, ctx.parts)
+    return Response(status_code=201, headers=entity_headers(node))
+
+
+async def do_delete(ctx: DavRequest) -> Response:
+    im = etag_list(ctx.header("if-match"))
+    await run(files.delete, ctx.core, ctx.op, ctx.parts, if_match=im[0] if im else None)
+    return Response(status_code=204)

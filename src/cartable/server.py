@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Composition root: Settings → stores → core → the ASGI app with its adapters mounted."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from cartable.config import Settings
+from cartable.core import gc
+from cartable.core.auth import Authenticator, ThrottlePolicy
+from cartable.core.context import Core, Limits
+from cartable.dav.context import DavConfig
+from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
+from cartable.store.blobs.local import LocalChunkStore
+from cartable.store.meta import journal
+from cartable.store.meta.engine import MetaDB
+from cartable.store.meta.migrate import upgrade
+
+__all__ = ["open_core", "build_app", "CartableApp", "GcThread"]
+
+log = logging.getLogger("cartable")
+
+
+def open_core(settings: Settings) -> Core:
+    """Open (creating and migrating if needed) the stores named by the settings."""
+    settings.data.mkdir(parents=True, exist_ok=True)
+    db = MetaDB(settings.db_url)
+    upgrade(db)
+    with db.write() as tx:
+        if journal.get_kv(tx, "epoch") is None:
+            # A random id of this journal: a client that sees it change knows the server was
+            # restored from a backup and must not apply deletions blindly.
+            journal.set_kv(tx, "epoch", secrets.token_hex(16))
+    blobs = LocalChunkStore(settings.chunk_path)
+    limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
+                    gc_grace_seconds=settings.gc_grace_seconds)
+    return Core(db, blobs, limits)
+
+
+@dataclass
+class CartableApp:
+    core: Core
+    dav: DavApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path.startswith(FILES_PREFIX) or path == LEGACY_PREFIX or path.startswith(LEGACY_PREFIX + "/"):
+            await self.dav(scope, receive, send)
+            return
+        response: Response
+        if path == "/_cartable/health":
+            response = PlainTextResponse("ok\n")
+        elif path == "/_cartable/info":
+            response = JSONResponse({"product": "cartable"})
+        else:
+            response = PlainTextResponse(
+                "Not found. WebDAV lives at /remote.php/dav/files/USER/\n", status_code=404)
+        await response(scope, receive, send)
+
+
+def build_app(settings: Settings, core: Core | None = None) -> CartableApp:
+    core = core or open_core(settings)
+    policy = ThrottlePolicy(window_seconds=settings.login_window_seconds,
+                            max_per_address=settings.login_failures_per_address,
+                            max_per_login=settings.login_failures_per_user)
+    auth = Authenticator(core, ttl=settings.auth_cache_seconds, policy=policy)
+    return CartableApp(core, DavApp(core, auth, DavConfig(max_xml_body=settings.max_xml_body)))
+
+
+class GcThread(threading.Thread):
+    """Collects garbage every interval in the serving process."""
+
+    def __init__(self, core: Core, interval: float) -> None:
+        super().__init__(name="cartable-gc", daemon=True)
+        self.core, self.interval = core, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                stats = gc.collect(self.core)
+                log.info("gc: %s", stats)
+            except Exception:
+                log.exception("garbage collection failed; will retry")

@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Shared fixtures: a core on real SQLite + a real chunk folder, an in-process WebDAV client,
+and a real `cartable serve` process on loopback (readiness polled, never slept)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+with warnings.catch_warnings():
+    # Starlette 1.x prefers "httpx2" for its TestClient; httpx works the same for our use.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from cartable.config import load_settings
+from cartable.core import accounts
+from cartable.core.context import Core
+from cartable.server import build_app, open_core
+
+PASSWORD = "alice-secret-pw"
+DAV = "/remote.php/dav/files/alice"
+
+
+def make_settings(data: Path, **extra: object):
+    return load_settings(None, {"data": data, **extra}, environ={})
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[Core]:
+    c = open_core(make_settings(tmp_path / "data"))
+    accounts.create_user(c, "alice", PASSWORD)
+    yield c
+    c.db.dispose()
+
+
+@pytest.fixture
+def client(core: Core, tmp_path: Path) -> Iterator[TestClient]:
+    app = build_app(make_settings(tmp_path / "data"), core)
+    with TestClient(app, base_url="http://testserver") as tc:
+        tc.auth = ("alice", PASSWORD)
+        yield tc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cartable_exe() -> list[str]:
+    exe = Path(sys.executable).parent / "cartable"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cartable"]
+
+
+@dataclass
+class LiveServer:
+    data: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    admin_password: str = "admin-secret-pw"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CARTABLE_")}
+        env.update(CARTABLE_ADMIN_PASSWORD=self.admin_password, CARTABLE_LOG_LEVEL="warning")
+        return env
+
+    def start(self) -> None:
+        with open(self.data.parent / f"server-{self.port}.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [*cartable_exe(), "serve", "--data", str(self.data), "--port", str(self.port)],
+                env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cartable serve exited with {self.proc.returncode}; see {log.name}")
+            try:
+                if httpx.get(f"{self.url}/_cartable/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("cartable serve did not become ready within 30 s")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def admin(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cartable_exe(), "admin", *args, "--data", str(self.data)], env=self.env(),
+                              input=input, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    srv = LiveServer(tmp_path / "data", free_port())
+    srv.start()
+    r = srv.admin("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    yield srv
+    srv.stop()
+
+
+def require_tool(name: str, installer: str = "scripts/install-deps.sh") -> str:
+    """A required peer program: its absence fails the test loudly (never a skip)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; run {installer} (CI does)")
+    return path
