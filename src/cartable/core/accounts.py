@@ -165,7 +165,8 @@ def principal_for(core: Core, rec: UserRecord, app_password_id: int | None = Non
         space = repo.home_space(tx, rec.id)
     if space is None:
         raise NotFound(f"user {rec.name!r} has no home space")
-    return Principal(rec.id, rec.name, rec.display_name, rec.is_admin, space.id, app_password_id)
+    return Principal(rec.id, rec.name, rec.display_name, rec.is_admin, space.id, space.root_id,
+                     app_password_id)
 
 
 def create_app_password(core: Core, name: str, device: str) -> str:

@@ -61,7 +61,7 @@ class Authenticator:
         self.ttl = ttl
         self.policy = policy or ThrottlePolicy()
         self._key = secrets.token_bytes(32)
-        self._cache: dict[bytes, tuple[int, int, int | None, float]] = {}
+        self._cache: dict[bytes, tuple[int, int, float, Principal]] = {}
         self._failures = _Failures()
         self._lock = threading.Lock()
 
@@ -90,10 +90,11 @@ class Authenticator:
             rec = repo.user_by_name(tx, login)
             cached = self._cache.get(key)
             if rec is not None and cached is not None:
-                uid, version, app_id, expires = cached
+                uid, version, expires, principal = cached
                 if uid == rec.id and version == rec.auth_version and expires > now and not rec.disabled:
+                    app_id = principal.app_password_id
                     if app_id is None or repo.app_password_exists(tx, app_id):
-                        return principal_for(self.core, rec, app_id)
+                        return principal
                 self._cache.pop(key, None)
             self._check_throttle(login, address, now)
             app = repo.app_password_by_hash(tx, app_token_hash(secret)) if len(secret) >= 32 else None
@@ -108,9 +109,10 @@ class Authenticator:
                 HASHER.verify(rec.password_hash, secret)
             except (VerificationError, InvalidHashError):
                 raise self._fail(login, address, now) from None
+        principal = principal_for(self.core, rec, app_id)
         with self._lock:
             self._failures.clear("a:" + address)
             if len(self._cache) > 100_000:
                 self._cache.clear()
-            self._cache[key] = (rec.id, rec.auth_version, app_id, now + self.ttl)
-        return principal_for(self.core, rec, app_id)
+            self._cache[key] = (rec.id, rec.auth_version, now + self.ttl, principal)
+        return principal

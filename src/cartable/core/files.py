@@ -29,13 +29,13 @@ __all__ = ["stat", "listing", "mkdir", "delete", "move", "copy", "usage", "quota
 
 def stat(core: Core, principal: Principal, parts: Sequence[str]) -> Node:
     with core.db.read() as tx:
-        return tree.resolve(tx, tree.space_of(tx, principal), parts)
+        return tree.resolve_from(tx, principal.root_id, parts)
 
 
 def listing(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node, list[Node]]:
     """The node and, for a folder, its children (sorted by name), from one snapshot."""
     with core.db.read() as tx:
-        node = tree.resolve(tx, tree.space_of(tx, principal), parts)
+        node = tree.resolve_from(tx, principal.root_id, parts)
         return node, (nodes_repo.children(tx, node.id) if node.is_dir else [])
 
 

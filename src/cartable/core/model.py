@@ -22,6 +22,7 @@ class Principal:
     display_name: str
     is_admin: bool
     space_id: int
+    root_id: int
     app_password_id: int | None = None
 
 

@@ -14,8 +14,9 @@ from cartable.core.model import ManifestEntry, Node, Principal
 from cartable.core.tree import display
 from cartable.store.blobs.base import ChunkMissing, StoreUnavailable
 from cartable.store.meta import content
+from cartable.store.meta.records import VersionRecord
 
-__all__ = ["Content", "open_content"]
+__all__ = ["Content", "open_content", "lookup"]
 
 # Reading ahead keeps the disk (or S3) busy while the previous chunk is being sent.
 _PREFETCH = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cartable-read")
@@ -72,16 +73,35 @@ class Content:
                     f.cancel()
                 return
 
+    @property
+    def inline(self) -> bytes | None:
+        """The whole content when it is stored inline (tiny files), else None."""
+        return self._inline
+
     def read_all(self) -> bytes:
         return b"".join(self.iter_range())
 
 
+def lookup(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node, Content | None]:
+    """The node and, for a file, its content, from one snapshot (the GET fast path)."""
+    with core.db.read() as tx:
+        node = tree.resolve_from(tx, principal.root_id, parts)
+        if node.is_dir:
+            return node, None
+        ver = content.get_version(tx, node.version_id) if node.version_id is not None else None
+    return node, _content(core, node, ver)
+
+
 def open_content(core: Core, principal: Principal, parts: Sequence[str]) -> Content:
     with core.db.read() as tx:
-        node = tree.resolve(tx, tree.space_of(tx, principal), parts)
+        node = tree.resolve_from(tx, principal.root_id, parts)
         if node.is_dir:
             raise Conflict(f"{display(parts)} is a folder; it has no content to download")
         ver = content.get_version(tx, node.version_id) if node.version_id is not None else None
+    return _content(core, node, ver)
+
+
+def _content(core: Core, node: Node, ver: VersionRecord | None) -> Content:
     if ver is None:
         return Content(core, node, 0, [], b"")
     return Content(core, node, ver.size, manifest.unpack(ver.manifest), ver.inline_data)

@@ -18,7 +18,8 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import LockRecord, SpaceRecord
 
 __all__ = ["Op", "space_of", "root_of", "resolve", "resolve_parent", "display", "check_locks",
-           "covering_locks", "propagate", "record", "path_of"]
+           "covering_locks", "propagate", "record", "path_of",
+           "resolve_from"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +52,26 @@ def root_of(tx: Tx, space: SpaceRecord) -> Node:
 
 def resolve(tx: Tx, space: SpaceRecord, parts: Sequence[str]) -> Node:
     """The node at parts (already validated names) in space; NotFound names the path."""
-    node = root_of(tx, space)
+    return resolve_from(tx, space.root_id, parts)
+
+
+def resolve_from(tx: Tx, root_id: int, parts: Sequence[str]) -> Node:
+    """The node at parts below the folder root_id (one query per component)."""
+    if not parts:
+        root = nodes_repo.get(tx, root_id)
+        if root is None:
+            raise NotFound("the space's root folder is missing")
+        return root
+    parent_id = root_id
+    node: Node | None = None
     for i, name in enumerate(parts):
-        if not node.is_dir:
+        if node is not None and not node.is_dir:
             raise NotFound(f"{display(parts[:i])} is a file, so {display(parts)} does not exist")
-        child = nodes_repo.child(tx, node.id, name)
-        if child is None:
+        node = nodes_repo.child(tx, parent_id, name)
+        if node is None:
             raise NotFound(f"{display(parts[:i + 1])} does not exist")
-        node = child
+        parent_id = node.id
+    assert node is not None
     return node
 
 

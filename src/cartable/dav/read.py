@@ -63,14 +63,13 @@ async def _folder_page(ctx: DavRequest) -> Response:
 
 
 async def do_get(ctx: DavRequest, head: bool = False) -> Response:
-    node = await run(files.stat, ctx.core, ctx.principal, ctx.parts)
+    node, content = await run(reads.lookup, ctx.core, ctx.principal, ctx.parts)
     _check_if_match(ctx, node)
     headers = entity_headers(node)
     if _not_modified(ctx, node):
         return Response(status_code=304, headers=headers)
-    if node.is_dir:
+    if content is None:
         return await _folder_page(ctx)
-    content = await run(reads.open_content, ctx.core, ctx.principal, ctx.parts)
     headers["Accept-Ranges"] = "bytes"
     media = node.content_type or "application/octet-stream"
     rng = parse_range(ctx.header("range"), content.size)
@@ -85,6 +84,8 @@ async def do_get(ctx: DavRequest, head: bool = False) -> Response:
     headers["Content-Length"] = str(end - start)
     if head:
         return Response(status_code=status, headers=headers, media_type=media)
+    if content.inline is not None:
+        return Response(content.inline[start:end], status_code=status, headers=headers, media_type=media)
     return StreamingResponse(iterate_in_threadpool(content.iter_range(start, end)), status_code=status,
                              headers=headers, media_type=media)
 

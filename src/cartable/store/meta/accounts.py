@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cartable.store.meta.engine import Tx
@@ -19,8 +19,11 @@ __all__ = ["user_by_name", "user_by_id", "list_users", "insert_user", "update_us
            "delete_app_password", "touch_app_password"]
 
 
+_USER_BY_NAME = select(users).where(users.c.name == bindparam("name"))
+
+
 def user_by_name(tx: Tx, name: str) -> UserRecord | None:
-    row = tx.execute(select(users).where(users.c.name == name)).first()
+    row = tx.execute(_USER_BY_NAME, {"name": name}).first()
     return None if row is None else UserRecord.from_row(row)
 
 

@@ -27,8 +27,11 @@ def insert_version(tx: Tx, *, node_id: int, size: int, manifest: bytes, inline_d
     return int(key[0])
 
 
+_GET_VERSION = select(versions).where(versions.c.id == bindparam("id"))
+
+
 def get_version(tx: Tx, version_id: int) -> VersionRecord | None:
-    row = tx.execute(select(versions).where(versions.c.id == version_id)).first()
+    row = tx.execute(_GET_VERSION, {"id": version_id}).first()
     return None if row is None else VersionRecord.from_row(row)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cartable.store.meta.engine import Tx
@@ -20,15 +20,18 @@ __all__ = ["get", "child", "children", "insert", "update_node", "delete_many", "
 _BATCH = 500
 
 
+# Hot statements are built once: SQLAlchemy then skips construction and reuses its cache key.
+_GET = select(nodes).where(nodes.c.id == bindparam("id"))
+_CHILD = select(nodes).where(nodes.c.parent_id == bindparam("parent"), nodes.c.name == bindparam("name"))
+
+
 def get(tx: Tx, node_id: int) -> NodeRecord | None:
-    row = tx.execute(select(nodes).where(nodes.c.id == node_id)).first()
+    row = tx.execute(_GET, {"id": node_id}).first()
     return None if row is None else NodeRecord.from_row(row)
 
 
 def child(tx: Tx, parent_id: int, name: str) -> NodeRecord | None:
-    row = tx.execute(
-        select(nodes).where(nodes.c.parent_id == parent_id, nodes.c.name == name)
-    ).first()
+    row = tx.execute(_CHILD, {"parent": parent_id, "name": name}).first()
     return None if row is None else NodeRecord.from_row(row)
 
 
