@@ -156,7 +156,7 @@ def test_quota_holds_under_concurrent_writers(core: Core) -> None:
 def test_quota_refused_up_front_when_length_is_known(core: Core) -> None:
     accounts.set_quota(core, "alice", 1000)
     with pytest.raises(QuotaExceeded):
-        Upload(core, op_for(core), ("big",), length=5000)
+        Upload(core, op_for(core), ("big",), length=5_000_000)  # before any byte is read
 
 
 def test_password_change_drops_cached_credentials(core: Core, tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def remove_subtree(core: Core, tx: Tx, top: Node, now: float) -> list[Node]:
 def _check_subtree_locks(tx: Tx, op: Op, parts: Sequence[str], node: Node, ancestors: Sequence[int],
                          now: float) -> None:
     tree.check_locks(tx, op, display(parts), tree.covering_locks(tx, node.id, ancestors, now))
-    if node.is_dir:
+    if node.is_dir and locks_repo.any_active(tx, now):
         ids = [n.id for n in nodes_repo.subtree(tx, node.id)[1:]]
         tree.check_locks(tx, op, display(parts), locks_repo.on_nodes(tx, ids, now))
 

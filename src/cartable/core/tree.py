@@ -100,6 +100,8 @@ def path_of(tx: Tx, node_id: int) -> tuple[str, ...]:
 
 def covering_locks(tx: Tx, node_id: int, ancestors: Sequence[int], now: float) -> list[LockRecord]:
     """Locks that apply to node: on the node itself, or depth-infinity locks on an ancestor."""
+    if not locks_repo.any_active(tx, now):
+        return []
     found = locks_repo.on_nodes(tx, [node_id, *ancestors], now)
     return [lk for lk in found if lk.node_id == node_id or lk.infinite]
 
@@ -114,14 +116,9 @@ def check_locks(tx: Tx, op: Op, path: str, locks: Iterable[LockRecord]) -> None:
 def propagate(tx: Tx, ancestor_ids: Sequence[int], size_delta: int, now: float,
               *, touch_parent: bool = True) -> None:
     """New etag (and size change) for every ancestor; the direct parent also gets mtime now."""
-    if not ancestor_ids:
-        return
-    etag = new_etag()
-    if touch_parent:
-        nodes_repo.propagate(tx, ancestor_ids[:1], size_delta=size_delta, etag=etag, mtime=now)
-        nodes_repo.propagate(tx, ancestor_ids[1:], size_delta=size_delta, etag=etag, mtime=None)
-    else:
-        nodes_repo.propagate(tx, ancestor_ids, size_delta=size_delta, etag=etag, mtime=None)
+    if ancestor_ids:
+        nodes_repo.propagate(tx, ancestor_ids, size_delta=size_delta, etag=new_etag(),
+                             touched=ancestor_ids[0] if touch_parent else None, now=now)
 
 
 def record(tx: Tx, op: Op, opname: str, nodes: Iterable[Node], now: float) -> None:

@@ -44,6 +44,7 @@ from cartable.store.meta.errors import RowConflict
 
 __all__ = ["Upload", "Preconditions", "parse_checksum"]
 
+_PRECHECK_MIN = 256 * 1024
 _ALGOS = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256", "SHA-256": "sha256", "ADLER32": "adler32"}
 
 
@@ -109,7 +110,10 @@ class Upload:
         if self.expected is not None:
             algo = _ALGOS[self.expected[0]]
             self._hash = _Adler32() if algo == "adler32" else hashlib.new(algo)
-        self._room = self._check_start()
+        # A small body with a known length costs less to receive than a pre-check transaction;
+        # the commit checks everything again anyway.
+        small = length is not None and length <= _PRECHECK_MIN
+        self._room = length if small and length is not None else self._check_start()
 
     def _check_start(self) -> int:
         """Fail before any byte is read when the target is wrong or the quota is too small."""

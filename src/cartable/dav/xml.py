@@ -54,8 +54,16 @@ def parse(body: bytes) -> etree._Element:
         raise XMLError(f"the request body is not well-formed XML: {exc}") from None
     if root is None:
         raise XMLError("the request body is empty XML")
+    _check_no_dtd(root)
     _check_depth(root)
     return root
+
+
+def _check_no_dtd(root: etree._Element) -> None:
+    # The byte test above misses a DOCTYPE in UTF-16 or UTF-32; the parsed document does not.
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise XMLError("XML with a DOCTYPE or entities is refused")
 
 
 def _check_depth(root: etree._Element) -> None:
@@ -64,6 +72,8 @@ def _check_depth(root: etree._Element) -> None:
         el, d = stack.pop()
         if d > MAX_DEPTH:
             raise XMLError(f"the XML is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(el, etree._Entity):
+            raise XMLError("XML with a DOCTYPE or entities is refused")
         stack.extend((c, d + 1) for c in el)
 
 

@@ -73,14 +73,18 @@ def home_space(tx: Tx, user_id: int) -> SpaceRecord | None:
 
 
 def space(tx: Tx, space_id: int) -> SpaceRecord | None:
-    row = tx.execute(select(spaces).where(spaces.c.id == space_id)).first()
+    row = tx.execute(_SPACE, {"id": space_id}).first()
     return None if row is None else SpaceRecord.from_row(row)
+
+
+_LOCK_SPACE = select(spaces).where(spaces.c.id == bindparam("id")).with_for_update()
+_SPACE = select(spaces).where(spaces.c.id == bindparam("id"))
 
 
 def lock_space(tx: Tx, space_id: int) -> SpaceRecord | None:
     """Read the space row and hold it until commit (PostgreSQL: row lock; SQLite: the writer lock
     is already exclusive). Every mutation of a space takes it first, which serialises quota checks."""
-    row = tx.execute(select(spaces).where(spaces.c.id == space_id).with_for_update()).first()
+    row = tx.execute(_LOCK_SPACE, {"id": space_id}).first()
     return None if row is None else SpaceRecord.from_row(row)
 
 

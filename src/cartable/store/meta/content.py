@@ -18,10 +18,13 @@ __all__ = ["insert_version", "get_version", "refcounts", "versions_of", "delete_
 _BATCH = 500
 
 
+_INSERT_VERSION = versions.insert()
+
+
 def insert_version(tx: Tx, *, node_id: int, size: int, manifest: bytes, inline_data: bytes | None,
                    created_at: float) -> int:
-    res = tx.execute(versions.insert().values(node_id=node_id, size=size, manifest=manifest,
-                                              inline_data=inline_data, created_at=created_at))
+    res = tx.execute(_INSERT_VERSION, {"node_id": node_id, "size": size, "manifest": manifest,
+                                       "inline_data": inline_data, "created_at": created_at})
     key = res.inserted_primary_key
     assert key is not None
     return int(key[0])

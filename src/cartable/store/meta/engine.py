@@ -37,27 +37,29 @@ class MetaDB:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._batch: _GroupCommit | None = None
         if self.is_sqlite:
             self.engine: Engine = create_engine(
                 url, echo=echo, poolclass=QueuePool, pool_size=16, max_overflow=16,
                 connect_args={"check_same_thread": False, "timeout": 30},
             )
             _install_sqlite_hooks(self.engine, durable=durable)
+            assert self._write_lock is not None
+            self._batch = _GroupCommit(self.engine, self._write_lock)
         else:
             self.engine = create_engine(url, echo=echo, pool_size=16, max_overflow=16,
                                         pool_pre_ping=True)
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        """One read-write transaction; commits when the block exits without an exception."""
-        if self._write_lock is not None:
-            with self._write_lock:
-                with self.engine.connect().execution_options(cartable_write=True) as conn:
-                    with conn.begin():
-                        yield conn
-        else:
+        """One read-write unit of work; durable (committed) when the block exits without an
+        exception, and rolled back entirely when it raises."""
+        if self._batch is None:
             with self.engine.begin() as conn:
                 yield conn
+            return
+        with self._batch.unit() as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -68,6 +70,8 @@ class MetaDB:
                 trans.rollback()
 
     def dispose(self) -> None:
+        if self._batch is not None:
+            self._batch.close()
         self.engine.dispose()
 
 
@@ -89,3 +93,108 @@ def _install_sqlite_hooks(engine: Engine, *, durable: bool) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+class BatchFailed(Exception):
+    """The group commit holding this unit of work failed; nothing of it is durable."""
+
+
+class _GroupCommit:
+    """Group commit for SQLite's single writer: concurrent units of work share one transaction and
+    one fsync. Each unit runs in a SAVEPOINT on the shared connection, under the writer lock; a
+    failing unit rolls back to its savepoint alone. After its unit, a writer that sees nobody
+    waiting for the lock (or a full batch) commits for everyone; otherwise it hands over and
+    waits until a later writer has committed. Nobody returns before their unit is committed."""
+
+    MAX_UNITS = 64
+
+    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
+        self.engine, self.lock = engine, lock
+        self.cv = threading.Condition()
+        self.waiting = 0  # writers queued on the lock
+        self.conn: Connection | None = None
+        self.trans: Any = None
+        self.units = 0  # successful units in the open batch
+        self.batch_no = 0  # number of the open batch; those below it are finished
+        self.errors: dict[int, BaseException] = {}
+
+    @contextmanager
+    def unit(self) -> Iterator[Tx]:
+        with self.cv:
+            self.waiting += 1
+        self.lock.acquire()
+        with self.cv:
+            self.waiting -= 1
+        mine: int | None = None
+        try:
+            if self.conn is None:
+                self.conn = self.engine.connect().execution_options(cartable_write=True)
+                self.trans = self.conn.begin()
+            sp = self.conn.begin_nested()
+            try:
+                yield self.conn
+            except BaseException:
+                self._rollback_unit(sp)
+                raise
+            sp.commit()
+            self.units += 1
+            mine = self.batch_no
+        finally:
+            self._commit_or_hand_over()
+        if mine is not None:
+            self._wait_for(mine)
+
+    def _rollback_unit(self, sp: Any) -> None:
+        try:
+            sp.rollback()
+        except Exception as exc:  # the whole transaction is unusable: fail the batch
+            self._finish_batch(exc)
+
+    def _commit_or_hand_over(self) -> None:
+        """Called with the lock held; releases it."""
+        try:
+            with self.cv:
+                others = self.waiting
+            if self.conn is not None and (others == 0 or self.units >= self.MAX_UNITS):
+                if self.units == 0:
+                    self.trans.rollback()
+                    self._finish_batch(None)
+                else:
+                    try:
+                        self.trans.commit()
+                    except Exception as exc:
+                        self._finish_batch(exc)
+                    else:
+                        self._finish_batch(None)
+        finally:
+            self.lock.release()
+
+    def _finish_batch(self, error: BaseException | None) -> None:
+        if self.conn is not None:
+            if error is not None:
+                try:
+                    self.trans.rollback()
+                except Exception:
+                    pass
+            self.conn.close()
+        self.conn, self.trans = None, None
+        with self.cv:
+            if error is not None and self.units:
+                self.errors[self.batch_no] = error
+                for old in [b for b in self.errors if b < self.batch_no - 1000]:
+                    del self.errors[old]
+            self.batch_no += 1
+            self.units = 0
+            self.cv.notify_all()
+
+    def _wait_for(self, batch: int) -> None:
+        with self.cv:
+            self.cv.wait_for(lambda: batch < self.batch_no)
+            error = self.errors.get(batch)
+        if error is not None:
+            raise BatchFailed(f"the metadata commit failed: {error}") from error
+
+    def close(self) -> None:
+        with self.lock:
+            if self.conn is not None:
+                self._finish_batch(None)

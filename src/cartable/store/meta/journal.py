@@ -15,9 +15,12 @@ from cartable.store.meta.schema import changes, meta_kv
 __all__ = ["append", "since", "head", "get_kv", "set_kv"]
 
 
+_APPEND = changes.insert()
+
+
 def append(tx: Tx, entries: Sequence[dict[str, Any]]) -> None:
     if entries:
-        tx.execute(changes.insert(), list(entries))
+        tx.execute(_APPEND, list(entries))
 
 
 def since(tx: Tx, space_id: int, seq: int, limit: int) -> list[ChangeRecord]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import LockRecord
 from cartable.store.meta.schema import locks
 
-__all__ = ["insert", "by_token", "on_nodes", "delete", "refresh", "purge_expired", "delete_for"]
+__all__ = ["insert", "by_token", "on_nodes", "any_active", "delete", "refresh", "purge_expired", "delete_for"]
 
 _BATCH = 500
 
@@ -28,11 +28,20 @@ def by_token(tx: Tx, token: str, now: float) -> LockRecord | None:
     return None if row is None else LockRecord.from_row(row)
 
 
+_ON_NODES = select(locks).where(locks.c.node_id.in_(bindparam("ids", expanding=True)),
+                                locks.c.expires_at > bindparam("now"))
+_ANY = select(locks.c.token).where(locks.c.expires_at > bindparam("now")).limit(1)
+
+
+def any_active(tx: Tx, now: float) -> bool:
+    """Whether any lock is in force anywhere (most of the time none is: a cheap early exit)."""
+    return tx.execute(_ANY, {"now": now}).first() is not None
+
+
 def on_nodes(tx: Tx, node_ids: Sequence[int], now: float) -> list[LockRecord]:
     out: list[LockRecord] = []
     for i in range(0, len(node_ids), _BATCH):
-        rows = tx.execute(select(locks).where(locks.c.node_id.in_(node_ids[i:i + _BATCH]),
-                                              locks.c.expires_at > now))
+        rows = tx.execute(_ON_NODES, {"ids": list(node_ids[i:i + _BATCH]), "now": now})
         out.extend(LockRecord.from_row(r) for r in rows)
     return out
 

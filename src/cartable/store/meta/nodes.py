@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cartable.store.meta.engine import Tx
@@ -46,11 +46,16 @@ def count_children(tx: Tx, parent_id: int) -> int:
     return int(tx.execute(select(func.count()).where(nodes.c.parent_id == parent_id)).scalar_one())
 
 
+_INSERT = nodes.insert()
+_UPDATE = update(nodes).where(nodes.c.id == bindparam("_id"))
+_DEFAULTS = {"size": 0, "version_id": None, "content_type": None, "checksums": None}
+
+
 def insert(tx: Tx, **values: Any) -> int:
-    """Insert a node; raises RowConflict when (parent, name) is taken."""
+    """Insert a node; raises RowConflict when (parent, name) is taken. The caller must then
+    abandon its transaction (PostgreSQL aborts it)."""
     try:
-        with tx.begin_nested():
-            result = tx.execute(nodes.insert().values(**values))
+        result = tx.execute(_INSERT, {**_DEFAULTS, **values})
     except IntegrityError as exc:
         raise RowConflict(str(exc.orig)) from None
     key = result.inserted_primary_key
@@ -59,9 +64,9 @@ def insert(tx: Tx, **values: Any) -> int:
 
 
 def update_node(tx: Tx, node_id: int, **values: Any) -> None:
+    """Set columns of one node; RowConflict as for insert."""
     try:
-        with tx.begin_nested():
-            tx.execute(update(nodes).where(nodes.c.id == node_id).values(**values))
+        tx.execute(_UPDATE, {"_id": node_id, **values})
     except IntegrityError as exc:
         raise RowConflict(str(exc.orig)) from None
 
@@ -71,11 +76,18 @@ def delete_many(tx: Tx, ids: Sequence[int]) -> None:
         tx.execute(nodes.delete().where(nodes.c.id.in_(ids[i:i + _BATCH])))
 
 
+def _ancestors_stmt() -> Any:
+    up = select(nodes.c.id, nodes.c.parent_id).where(nodes.c.id == bindparam("id")).cte("up", recursive=True)
+    up = up.union_all(select(nodes.c.id, nodes.c.parent_id).join(up, nodes.c.id == up.c.parent_id))
+    return select(up.c.id, up.c.parent_id)
+
+
+_ANCESTORS = _ancestors_stmt()
+
+
 def ancestor_ids(tx: Tx, node_id: int) -> list[int]:
     """Ids from the node's parent up to the root (nearest first); one recursive query."""
-    up = select(nodes.c.id, nodes.c.parent_id).where(nodes.c.id == node_id).cte("up", recursive=True)
-    up = up.union_all(select(nodes.c.id, nodes.c.parent_id).join(up, nodes.c.id == up.c.parent_id))
-    rows = tx.execute(select(up.c.id, up.c.parent_id)).all()
+    rows = tx.execute(_ANCESTORS, {"id": node_id}).all()
     by_id = {r[0]: r[1] for r in rows}
     out: list[int] = []
     cur = by_id.get(node_id)
@@ -105,15 +117,21 @@ def subtree(tx: Tx, node_id: int) -> list[NodeRecord]:
     return ordered
 
 
-def propagate(tx: Tx, ids: Iterable[int], *, size_delta: int, etag: str, mtime: float | None) -> None:
-    """Give every folder in ids a new etag and add size_delta to its size (and set mtime)."""
+_PROPAGATE = (
+    update(nodes).where(nodes.c.id.in_(bindparam("ids", expanding=True)))
+    .values(etag=bindparam("etag"), size=nodes.c.size + bindparam("delta"),
+            mtime=case((nodes.c.id == bindparam("touched"), bindparam("now")), else_=nodes.c.mtime))
+)
+
+
+def propagate(tx: Tx, ids: Iterable[int], *, size_delta: int, etag: str, touched: int | None = None,
+              now: float = 0.0) -> None:
+    """Give every folder in ids a new etag and add size_delta to its size; the folder `touched`
+    (the direct parent of what changed) also gets mtime now."""
     ids = list(ids)
-    if not ids:
-        return
-    values: dict[str, Any] = {"etag": etag, "size": nodes.c.size + size_delta}
-    if mtime is not None:
-        values["mtime"] = mtime
-    tx.execute(update(nodes).where(nodes.c.id.in_(ids)).values(**values))
+    if ids:
+        tx.execute(_PROPAGATE, {"ids": ids, "etag": etag, "delta": size_delta,
+                                "touched": -1 if touched is None else touched, "now": now})
 
 
 def all_brief(tx: Tx) -> list[tuple[int, int | None, str, int, int | None, str]]:
