@@ -32,6 +32,7 @@ def serve(
     from cartable.server import GcThread, build_app, open_core
 
     settings = settings_from(config, data=data, host=host, port=port)
+    _keep_freed_memory()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     core = open_core(settings)
     generated = accounts.bootstrap_admin(core, settings.admin_user, settings.admin_password or None)
@@ -45,6 +46,20 @@ def serve(
           f"(WebDAV: /remote.php/dav/files/USER/)", flush=True)
     uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 access_log=False, timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024)
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed buffers instead of returning them to the system: uploads reuse
+    the same few MiB over and over, and on VMs that hand freed pages back to their host every
+    re-touch costs kernel time (measured: ~2 s per GiB uploaded)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 64 * 1024 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1024 * 1024 * 1024)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def main() -> None:  # pragma: no cover

@@ -14,12 +14,16 @@ Contract:
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = [
+    "fsync_file",
+    "sync_filesystem",
     "TEMP_PREFIX",
     "atomic_write",
     "commit_temps",
@@ -38,6 +42,14 @@ _datasync = getattr(os, "fdatasync", os.fsync)
 def fsync_dir(path: Path) -> None:
     """Flush a folder's entries (creations, renames) to stable storage."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -111,6 +123,35 @@ def atomic_write(path: Path, data: bytes | memoryview, *, durable: bool = True) 
     ensure_dir(path.parent, durable=durable)
     tmp = write_temp(path.parent, data, durable=durable)
     commit_temps([(tmp, path)], durable=durable)
+
+
+def _load_syncfs() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    return fn
+
+
+_SYNCFS = _load_syncfs()
+
+
+def sync_filesystem(path: Path) -> bool:
+    """Flush everything dirty on the file system holding ``path`` (data, inodes and directory
+    entries: renames included) with one syncfs(2). Returns False where syncfs is unavailable,
+    so the caller falls back to syncing files one by one."""
+    if _SYNCFS is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _SYNCFS(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+    return True
 
 
 def remove_stale_temps(root: Path, older_than_seconds: float) -> int:

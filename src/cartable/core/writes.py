@@ -19,6 +19,7 @@ import mimetypes
 import zlib
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from cartable.common.chunking import StreamChunker
@@ -45,6 +46,7 @@ from cartable.store.meta.errors import RowConflict
 __all__ = ["Upload", "Preconditions", "parse_checksum"]
 
 _PRECHECK_MIN = 256 * 1024
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cartable-write")
 _ALGOS = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256", "SHA-256": "sha256", "ADLER32": "adler32"}
 
 
@@ -105,6 +107,8 @@ class Upload:
         self._entries: list[ManifestEntry] = []
         self._new: dict[bytes, tuple[int, int]] = {}
         self._inline: bytes | None = None
+        self._pending_write: Future[list[tuple[bytes, int, int]]] | None = None
+        self._writing: set[bytes] = set()
         self._received = 0
         self._hash: Any = None
         if self.expected is not None:
@@ -167,16 +171,30 @@ class Upload:
                     del known[d]
         to_write: dict[bytes, bytes] = {}
         for d, c in zip(digests, chunks):
-            if d not in known and d not in self._new and d not in to_write:
+            if d not in known and d not in self._new and d not in self._writing and d not in to_write:
                 to_write[d] = c
         if to_write:
-            try:
-                stored = self.core.blobs.put_many(list(to_write.items()))
-            except (OSError, StoreUnavailable) as exc:
-                raise StorageUnavailable(f"the chunk store could not save data: {exc}") from None
-            for (d, c), s in zip(to_write.items(), stored):
-                self._new[d] = (len(c), s)
+            # Written in the background while the next batch is chunked and hashed; at most one
+            # batch in flight per upload, so memory stays bounded.
+            self._wait_writes()
+            self._writing = set(to_write)
+            self._pending_write = _WRITERS.submit(self._put, to_write)
         self._entries.extend(ManifestEntry(d, len(c)) for d, c in zip(digests, chunks))
+
+    def _put(self, to_write: dict[bytes, bytes]) -> list[tuple[bytes, int, int]]:
+        stored = self.core.blobs.put_many(list(to_write.items()))
+        return [(d, len(c), s) for (d, c), s in zip(to_write.items(), stored)]
+
+    def _wait_writes(self) -> None:
+        if self._pending_write is None:
+            return
+        fut, self._pending_write = self._pending_write, None
+        self._writing = set()
+        try:
+            for d, size, stored in fut.result():
+                self._new[d] = (size, stored)
+        except (OSError, StoreUnavailable) as exc:
+            raise StorageUnavailable(f"the chunk store could not save data: {exc}") from None
 
     def _finish(self) -> None:
         if self.length is not None and self._received != self.length:
@@ -189,6 +207,7 @@ class Upload:
         for chunk in rest:
             self._add(chunk)
         self._flush()
+        self._wait_writes()
 
     def _verify_checksum(self) -> None:
         if self.expected is None:

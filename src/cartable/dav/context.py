@@ -11,6 +11,7 @@ from urllib.parse import quote
 from anyio import to_thread
 from starlette.requests import Request
 
+from cartable.common.paths import decode_url_path, split_path
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
 from cartable.core.model import Node, Principal
@@ -58,6 +59,17 @@ class DavRequest:
 
     def node_href(self, node: Node, parts: tuple[str, ...]) -> str:
         return self.href(parts, node.is_dir)
+
+    def parts_in_tree(self, url_path: str) -> tuple[str, ...] | None:
+        """The parts of a percent-encoded URL path (from a Destination or If header) inside this
+        user's tree, or None when it points elsewhere. Compared decoded, so that a client may
+        spell the user name as it likes ("bob@example.org" or "bob%40example.org").
+        InvalidPath for a hostile path inside the tree."""
+        decoded = decode_url_path(url_path.encode("latin-1", "replace"))
+        base = decode_url_path(self.base.encode("latin-1"))
+        if decoded != base and not decoded.startswith(base + "/"):
+            return None
+        return split_path(decoded[len(base):])
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)

@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 
 from starlette.responses import Response
 
-from cartable.common.paths import decode_url_path, split_path
 from cartable.core import files
 from cartable.core.errors import Forbidden, InvalidInput
 from cartable.dav.context import DavRequest, run
@@ -23,10 +22,10 @@ def destination_parts(ctx: DavRequest) -> tuple[str, ...]:
     url = urlsplit(raw)
     if url.netloc and url.netloc != (ctx.header("host") or url.netloc):
         raise Forbidden(f"the destination {raw} is on another server")
-    path = url.path
-    if not (path == ctx.base or path.startswith(ctx.base + "/")):
+    parts = ctx.parts_in_tree(url.path)
+    if parts is None:
         raise Forbidden(f"the destination {raw} is outside your files ({ctx.base}/)")
-    return split_path(decode_url_path(path[len(ctx.base):].encode("latin-1", "replace")))
+    return parts
 
 
 def _overwrite(ctx: DavRequest) -> bool:

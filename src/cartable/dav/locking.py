@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from starlette.responses import Response
 
-from cartable.common.paths import InvalidPath, decode_url_path, split_path
+from cartable.common.paths import InvalidPath
 from cartable.core import files, locks
 from cartable.core.errors import InvalidInput, NotFound, PreconditionFailed
 from cartable.core.model import Node
@@ -37,12 +37,8 @@ def parse_timeout(header: str | None) -> int | None:
 def _parts_of(ctx: DavRequest, resource: str | None) -> tuple[str, ...] | None:
     if resource is None:
         return ctx.parts
-    path = urlsplit(resource).path
-    base = ctx.base
-    if not path.startswith(base):
-        return None
     try:
-        return split_path(decode_url_path(path[len(base):].encode()))
+        return ctx.parts_in_tree(urlsplit(resource).path)
     except InvalidPath:
         return None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from cartable.core import props
+from cartable.core import files, props
 from cartable.core.errors import InvalidInput
 from cartable.core.props import PropChange
 from cartable.dav import xml
@@ -42,13 +42,14 @@ def parse_proppatch(body: bytes) -> list[PropChange]:
 
 async def do_proppatch(ctx: DavRequest) -> Response:
     changes = parse_proppatch(await read_limited(ctx.request, ctx.config.max_xml_body))
+    node = await run(files.stat, ctx.core, ctx.principal, ctx.parts)  # 404 before any 207
     protected = [c for c in changes if (c.ns, c.name) in REGISTRY and (c.ns, c.name) not in SETTABLE]
     if protected:
         stats = [(c, 403 if c in protected else 424) for c in changes]
     else:
         await run(props.patch, ctx.core, ctx.op, ctx.principal, ctx.parts, changes)
         stats = [(c, 200) for c in changes]
-    node_href = ctx.href(ctx.parts, False)
+    node_href = ctx.href(ctx.parts, node.is_dir)
     body = [xml.MULTISTATUS_OPEN, f"<d:response><d:href>{xml.escape(node_href)}</d:href>"]
     for c, code in stats:
         body.append(f"<d:propstat><d:prop>{xml.empty_element(c.ns, c.name)}</d:prop>"
