@@ -20,7 +20,7 @@ from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.records import LockRecord
 
 __all__ = ["lock", "refresh", "unlock", "locks_on", "tokens_valid_for", "clamp_timeout",
-           "locks_with_roots"]
+           "locks_with_roots", "any_active"]
 
 
 def clamp_timeout(core: Core, requested: int | None) -> int:
@@ -110,3 +110,9 @@ def locks_with_roots(core: Core, node: Node) -> list[tuple[Lock, tuple[str, ...]
     with core.db.read() as tx:
         found = tree.covering_locks(tx, node.id, nodes_repo.ancestor_ids(tx, node.id), now)
         return [(lk, tree.path_of(tx, lk.node_id)) for lk in found]
+
+
+def any_active(core: Core) -> bool:
+    """Whether any lock is in force (when none is, per-node lookups can be skipped)."""
+    with core.db.read() as tx:
+        return locks_repo.any_active(tx, core.clock())

@@ -100,7 +100,11 @@ def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mo
             usage_cache.append(files.usage(ctx.core, ctx.principal))
         return usage_cache[0]
 
+    has_locks = locks.any_active(ctx.core)
+
     def node_locks(n: Node) -> list[tuple[locks.Lock, str]]:
+        if not has_locks:
+            return []
         return [(lk, ctx.href(parts, n.is_dir if lk.node_id == n.id else True))
                 for lk, parts in locks.locks_with_roots(ctx.core, n)]
 
