@@ -71,7 +71,9 @@ def normalize_name(name: str) -> str:
     if "\x00" in nfc:
         raise InvalidPath(f"name {_show(nfc)} contains a NUL character", reason="nul", name=name)
     for ch in nfc:
-        if ch < "\x20" or ch == "\x7f":
+        # U+FFFE and U+FFFF are not characters XML 1.0 can carry: every PROPFIND listing the
+        # name would be malformed, so they are refused like control characters.
+        if ch < "\x20" or ch == "\x7f" or ch in "\ufffe\uffff":
             raise InvalidPath(
                 f"name {_show(nfc)} contains the control character U+{ord(ch):04X}",
                 reason="control",

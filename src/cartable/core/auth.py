@@ -86,7 +86,7 @@ class Authenticator:
     def authenticate(self, login: str, secret: str, address: str = "") -> Principal:
         now = time.monotonic()
         key = self._cache_key(login, secret)
-        with self.core.db.read() as tx:
+        with self.core.db.read(snapshot=False) as tx:
             rec = repo.user_by_name(tx, login)
             cached = self._cache.get(key)
             if rec is not None and cached is not None:

@@ -262,8 +262,9 @@ class Upload:
                                    content_type=self.content_type,
                                    checksums=self._stored_checksums())
             tree.propagate(tx, ancestors, size - old_size, now)
-            node = nodes_repo.get(tx, node_id)
-            assert node is not None
+            node = Node(node_id, space.id, parent.id, parts[-1], "f", size, mtime,
+                        existing.ctime if existing is not None else now, etag, vid, self.content_type,
+                        self._stored_checksums())
             tree.record(tx, op, "create" if existing is None else "modify", [node], now)
         return WriteResult(node, existing is None)
 

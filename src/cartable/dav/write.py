@@ -5,11 +5,13 @@ one buffer in flight while the next is received; a 2xx is sent only after the co
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.responses import Response
 
 from cartable.core import files
 from cartable.core.errors import InvalidInput
+from cartable.core.model import WriteResult
 from cartable.core.writes import Preconditions, Upload
 from cartable.dav.context import DavRequest, run
 from cartable.dav.read import entity_headers
@@ -18,6 +20,7 @@ from cartable.http.conditional import etag_list
 __all__ = ["do_put", "do_mkcol", "do_delete", "parse_mtime"]
 
 _BUFFER = 4 * 1024 * 1024
+_SMALL = 256 * 1024
 
 
 def parse_mtime(value: str | None) -> float | None:
@@ -46,9 +49,35 @@ async def do_put(ctx: DavRequest) -> Response:
         raise InvalidInput("partial PUT with Content-Range is not supported")
     pre = Preconditions(etag_list(ctx.header("if-match")), etag_list(ctx.header("if-none-match")))
     mtime = parse_mtime(ctx.header("x-oc-mtime"))
-    upload = await run(Upload, ctx.core, ctx.op, ctx.parts, length=_length(ctx), mtime=mtime,
-                       checksum=ctx.header("oc-checksum"), preconditions=pre,
-                       content_type=_content_type(ctx))
+    length = _length(ctx)
+
+    def start() -> Upload:
+        return Upload(ctx.core, ctx.op, ctx.parts, length=length, mtime=mtime,
+                      checksum=ctx.header("oc-checksum"), preconditions=pre, content_type=_content_type(ctx))
+
+    if length is not None and length <= _SMALL:
+        # Small bodies: receive first, then one trip to a worker thread for the whole write.
+        body = bytearray()
+        async for piece in ctx.request.stream():
+            body += piece
+            if len(body) > length:
+                break
+        result = await run(_write_small, start, bytes(body))
+    else:
+        result = await _stream(ctx, await run(start))
+    headers = entity_headers(result.node)
+    if mtime is not None:
+        headers["X-OC-MTime"] = "accepted"
+    return Response(status_code=201 if result.created else 204, headers=headers)
+
+
+def _write_small(start: Callable[[], Upload], body: bytes) -> WriteResult:
+    upload = start()
+    upload.write(body)
+    return upload.commit()
+
+
+async def _stream(ctx: DavRequest, upload: Upload) -> WriteResult:
     loop = asyncio.get_running_loop()
     pending: asyncio.Future[None] | None = None
     buf = bytearray()
@@ -65,14 +94,10 @@ async def do_put(ctx: DavRequest) -> Response:
             pending = None
         if buf:
             await run(upload.write, bytes(buf))
-        result = await run(upload.commit)
+        return await run(upload.commit)
     finally:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
-    headers = entity_headers(result.node)
-    if mtime is not None:
-        headers["X-OC-MTime"] = "accepted"
-    return Response(status_code=201 if result.created else 204, headers=headers)
 
 
 def _content_type(ctx: DavRequest) -> str | None:

@@ -62,8 +62,13 @@ class MetaDB:
             yield conn
 
     @contextmanager
-    def read(self) -> Iterator[Tx]:
-        """A read-only snapshot (rolled back on exit)."""
+    def read(self, *, snapshot: bool = True) -> Iterator[Tx]:
+        """A read-only snapshot (rolled back on exit). snapshot=False skips BEGIN/ROLLBACK on
+        SQLite for a block that runs a single statement (each statement sees a consistent state)."""
+        if not snapshot and self.is_sqlite:
+            with self.engine.connect().execution_options(cartable_nosnapshot=True) as conn:
+                yield conn
+            return
         with self.engine.connect() as conn:
             with conn.begin() as trans:
                 yield conn
@@ -89,7 +94,10 @@ def _install_sqlite_hooks(engine: Engine, *, durable: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("cartable_write"):
+        options = conn.get_execution_options()
+        if options.get("cartable_nosnapshot"):
+            return  # autocommit reads: each statement is its own snapshot
+        if options.get("cartable_write"):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
