@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from cartable import nextcloud
 from cartable.config import Settings
 from cartable.core import gc
 from cartable.core.auth import Authenticator, ThrottlePolicy
@@ -37,16 +39,25 @@ def open_core(settings: Settings) -> Core:
             # A random id of this journal: a client that sees it change knows the server was
             # restored from a backup and must not apply deletions blindly.
             journal.set_kv(tx, "epoch", secrets.token_hex(16))
+        if journal.get_kv(tx, "instance_id") is None:
+            # Part of every oc:id (Nextcloud's shape: "oc" + 10 alphanumerics).
+            alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+            journal.set_kv(tx, "instance_id", "oc" + "".join(secrets.choice(alphabet) for _ in range(10)))
     blobs = LocalChunkStore(settings.chunk_path)
     limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
                     gc_grace_seconds=settings.gc_grace_seconds)
     return Core(db, blobs, limits)
 
 
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
 @dataclass
 class CartableApp:
+    """Dispatches on the path prefix to each adapter (one table, first match wins)."""
+
     core: Core
-    dav: DavApp
+    routes: list[tuple[str, ASGIApp]]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -60,14 +71,13 @@ class CartableApp:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
-        if path.startswith(FILES_PREFIX) or path == LEGACY_PREFIX or path.startswith(LEGACY_PREFIX + "/"):
-            await self.dav(scope, receive, send)
-            return
+        for prefix, app in self.routes:
+            if path == prefix.rstrip("/") or path.startswith(prefix):
+                await app(scope, receive, send)
+                return
         response: Response
         if path == "/_cartable/health":
             response = PlainTextResponse("ok\n")
-        elif path == "/_cartable/info":
-            response = JSONResponse({"product": "cartable"})
         else:
             response = PlainTextResponse(
                 "Not found. WebDAV lives at /remote.php/dav/files/USER/\n", status_code=404)
@@ -80,7 +90,11 @@ def build_app(settings: Settings, core: Core | None = None) -> CartableApp:
                             max_per_address=settings.login_failures_per_address,
                             max_per_login=settings.login_failures_per_user)
     auth = Authenticator(core, ttl=settings.auth_cache_seconds, policy=policy)
-    return CartableApp(core, DavApp(core, auth, DavConfig(max_xml_body=settings.max_xml_body)))
+    dav = DavApp(core, auth, DavConfig(max_xml_body=settings.max_xml_body))
+    nc = nextcloud.build(core, auth, dav)
+    routes: list[tuple[str, ASGIApp]] = [
+        (FILES_PREFIX, dav), (LEGACY_PREFIX + "/", dav), (LEGACY_PREFIX, dav), *nc.routes]
+    return CartableApp(core, routes)
 
 
 class GcThread(threading.Thread):

@@ -24,7 +24,8 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import SpaceRecord
 
-__all__ = ["stat", "listing", "mkdir", "delete", "move", "copy", "usage", "quota_of", "remove_subtree"]
+__all__ = ["stat", "listing", "mkdir", "delete", "move", "copy", "usage", "quota_of", "remove_subtree",
+           "instance_id", "recalculate_checksum"]
 
 
 def stat(core: Core, principal: Principal, parts: Sequence[str]) -> Node:
@@ -227,3 +228,28 @@ def _copy_rows(tx: Tx, space: SpaceRecord, items: list[Node], top: Node, parent_
 def journal_head(core: Core) -> int:
     with core.db.read() as tx:
         return journal.head(tx)
+
+
+def instance_id(core: Core) -> str:
+    """This installation's id (part of Nextcloud's oc:id), created with the database."""
+    with core.db.read() as tx:
+        return journal.get_kv(tx, "instance_id") or "ocunknown000"
+
+
+def recalculate_checksum(core: Core, op: Op, parts: Sequence[str], algo: str) -> str:
+    """Hash the file's current content with algo (SHA1, MD5, SHA256, ADLER32), store it as the
+    file's checksum and return 'ALGO:hex'. The etag is unchanged: the content is."""
+    from cartable.core import reads
+    from cartable.core.writes import new_hasher
+
+    content = reads.open_content(core, op.principal, parts)
+    hasher = new_hasher(algo)
+    for piece in content.iter_range():
+        hasher.update(piece)
+    value = f"{algo.upper()}:{hasher.hexdigest()}"
+    with core.db.write() as tx:
+        node = tree.resolve(tx, tree.space_of(tx, op.principal, for_update=True), parts)
+        if node.etag != content.node.etag:
+            raise Conflict(f"{display(parts)} changed while its checksum was computed; retry")
+        nodes_repo.update_node(tx, node.id, checksums=value)
+    return value

@@ -43,7 +43,7 @@ from cartable.store.meta import content
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.errors import RowConflict
 
-__all__ = ["Upload", "Preconditions", "parse_checksum"]
+__all__ = ["Upload", "Preconditions", "parse_checksum", "new_hasher"]
 
 _PRECHECK_MIN = 256 * 1024
 _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cartable-write")
@@ -59,6 +59,14 @@ class _Adler32:
 
     def hexdigest(self) -> str:
         return f"{self.value:08x}"
+
+
+def new_hasher(algo: str) -> Any:
+    """A hashlib-like object for a Nextcloud checksum type; InvalidInput for unknown types."""
+    name = _ALGOS.get(algo.upper())
+    if name is None:
+        raise InvalidInput(f"checksum type {algo!r} is not one of SHA1, MD5, SHA256, ADLER32")
+    return _Adler32() if name == "adler32" else hashlib.new(name)
 
 
 def parse_checksum(header: str | None) -> tuple[str, str] | None:
@@ -112,8 +120,7 @@ class Upload:
         self._received = 0
         self._hash: Any = None
         if self.expected is not None:
-            algo = _ALGOS[self.expected[0]]
-            self._hash = _Adler32() if algo == "adler32" else hashlib.new(algo)
+            self._hash = new_hasher(self.expected[0])
         # A small body with a known length costs less to receive than a pre-check transaction;
         # the commit checks everything again anyway.
         small = length is not None and length <= _PRECHECK_MIN

@@ -108,7 +108,8 @@ def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mo
         return [(lk, ctx.href(parts, n.is_dir if lk.node_id == n.id else True))
                 for lk, parts in locks.locks_with_roots(ctx.core, n)]
 
-    pctx = PropContext(usage=usage, locks=node_locks, href=lambda n: "")
+    pctx = PropContext(usage=usage, locks=node_locks, href=lambda n: "",
+                       extra={"principal": ctx.principal, "root_id": ctx.principal.root_id})
     need_dead = mode != "prop" or any(k not in REGISTRY for k in names)
     dead = props.dead_props_many(ctx.core, [n.id for n, _ in entries]) if need_dead else {}
     out: list[str] = [xml.MULTISTATUS_OPEN]

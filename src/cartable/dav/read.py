@@ -4,6 +4,8 @@ never touch the chunk store."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
@@ -15,7 +17,7 @@ from cartable.dav.context import DavRequest, run
 from cartable.dav.xml import escape
 from cartable.http.conditional import etag_list, parse_range, quote_etag
 
-__all__ = ["do_options", "do_get", "do_head", "ALLOW", "entity_headers"]
+__all__ = ["do_options", "do_get", "do_head", "ALLOW", "entity_headers", "ENTITY_HEADER_HOOKS"]
 
 ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK"
 
@@ -25,8 +27,15 @@ async def do_options(_ctx: DavRequest | None = None) -> Response:
                                               "Accept-Ranges": "bytes", "Content-Length": "0"})
 
 
+# Adapters that extend WebDAV (Nextcloud: OC-ETag, OC-FileId) add response headers here.
+ENTITY_HEADER_HOOKS: list[Callable[[Node], dict[str, str]]] = []
+
+
 def entity_headers(node: Node) -> dict[str, str]:
-    return {"ETag": quote_etag(node.etag), "Last-Modified": http_date(node.mtime)}
+    headers = {"ETag": quote_etag(node.etag), "Last-Modified": http_date(node.mtime)}
+    for hook in ENTITY_HEADER_HOOKS:
+        headers.update(hook(node))
+    return headers
 
 
 def _not_modified(ctx: DavRequest, node: Node) -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 __all__ = [
     "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
-    "changes", "dead_props", "locks", "ID",
+    "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows",
 ]
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
@@ -162,4 +162,44 @@ locks = Table(
     Column("owner_xml", Text, nullable=False, default=""),
     Column("timeout", Integer, nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+# Chunked uploads (Nextcloud's /remote.php/dav/uploads/USER/ID/): a staging collection per upload,
+# each received part kept as a manifest (its chunks are referenced, so the GC keeps them).
+uploads = Table(
+    "uploads", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("upload_key", String(255), nullable=False),  # the client's name for the collection
+    Column("created_at", Float, nullable=False),
+    Column("touched_at", Float, nullable=False),
+    Column("total_length", BigInteger, nullable=True),  # OC-Total-Length, when the client sent it
+    Column("destination", Text, nullable=True),  # Destination on MKCOL (chunking v2), if any
+    UniqueConstraint("user_id", "upload_key"),
+    sqlite_autoincrement=True,
+)
+
+upload_parts = Table(
+    "upload_parts", metadata,
+    Column("upload_id", ID, ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("manifest", LargeBinary, nullable=False),
+    Column("inline_data", LargeBinary, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# Login Flow v2: a browser grants a device an app password, which the device polls for.
+login_flows = Table(
+    "login_flows", metadata,
+    Column("login_token", String(128), primary_key=True),  # in the browser URL
+    Column("poll_token_hash", LargeBinary(32), nullable=False, unique=True),  # the device's secret, hashed
+    Column("client_name", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("login_name", String(255), nullable=True),
+    # The new app password, sealed with a key derived from the poll token (a database dump alone
+    # does not reveal it); deleted once polled.
+    Column("sealed_password", LargeBinary, nullable=True),
 )

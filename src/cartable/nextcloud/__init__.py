@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""The Nextcloud/ownCloud dialect: status.php, OCS, oc:/nc: properties, chunked uploads and the
+login flow, so that unmodified Nextcloud clients work. May import dav (to extend it)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.types import Receive, Scope, Send
+
+from cartable.core import files
+from cartable.core.auth import Authenticator
+from cartable.core.context import Core
+from cartable.dav.routes import DavApp
+from cartable.nextcloud import props
+from cartable.nextcloud.login_flow import LOGIN_PREFIX, LoginFlowApp
+from cartable.nextcloud.ocs import OcsApp
+from cartable.nextcloud.status import status_app
+from cartable.nextcloud.uploads import UPLOADS_PREFIX, UploadsApp
+
+__all__ = ["NextcloudAdapter", "build"]
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass
+class NextcloudAdapter:
+    routes: list[tuple[str, ASGIApp]]
+
+
+def build(core: Core, auth: Authenticator, dav: DavApp) -> NextcloudAdapter:
+    props.install(files.instance_id(core))
+    ocs = OcsApp(core, auth)
+    routes: list[tuple[str, ASGIApp]] = [
+        ("/status.php", status_app),
+        ("/ocs/v1.php/", ocs),
+        ("/ocs/v2.php/", ocs),
+        (UPLOADS_PREFIX, UploadsApp(core, auth, dav)),
+        (LOGIN_PREFIX, LoginFlowApp(core, auth)),
+    ]
+    return NextcloudAdapter(routes)

@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""The OCS API under /ocs/v1.php and /ocs/v2.php: capabilities, the current user, app passwords.
+
+v1 answers HTTP 200 with statuscode 100 on success; v2 mirrors the HTTP status (statuscode 200).
+JSON when the client asks (format=json or Accept: application/json), XML otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from xml.sax.saxutils import escape
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from cartable.core import accounts, files
+from cartable.core.auth import Authenticator
+from cartable.core.context import Core
+from cartable.core.errors import CartableError, Throttled
+from cartable.core.model import Principal
+from cartable.dav.context import run
+from cartable.http.basic import CHALLENGE, authenticate
+from cartable.http.errormap import status_for
+from cartable.nextcloud.errors import STATUS
+from cartable.nextcloud.status import version_info
+
+__all__ = ["OcsApp", "capabilities", "ocs_response"]
+
+CHUNK_SIZE_HINT = 10_000_000
+
+
+def capabilities() -> dict[str, Any]:
+    """Only what cartable really does: no sharing, trash or versions yet; no bulk upload."""
+    return {
+        "core": {"pollinterval": 60, "webdav-root": "remote.php/webdav",
+                 "status": {"version": version_info()["string"]}},
+        "bruteforce": {"delay": 0},
+        "dav": {"chunking": "1.0", "chunkingParallelUploadDisabled": False},
+        "checksums": {"supportedTypes": ["SHA1", "MD5", "SHA256", "ADLER32"], "preferredUploadType": "SHA1"},
+        "files": {"bigfilechunking": True, "blacklisted_files": [".htaccess"], "undelete": False,
+                  "versioning": False, "comments": False},
+        "uploadConflictFiles": True,
+    }
+
+
+def _to_xml(value: Any, tag: str = "element") -> str:
+    if isinstance(value, dict):
+        return "".join(f"<{k}>{_to_xml(v, k)}</{k}>" for k, v in value.items())
+    if isinstance(value, list):
+        return "".join(f"<element>{_to_xml(v)}</element>" for v in value)
+    if isinstance(value, bool):
+        return "1" if value else ""
+    return escape(str(value))
+
+
+def ocs_response(request: Request, v2: bool, data: Any, status: int = 200, message: str = "OK") -> Response:
+    ok = status < 400
+    code = (200 if v2 else 100) if ok else (997 if status == 401 else status)
+    meta = {"status": "ok" if ok else "failure", "statuscode": code, "message": message,
+            "totalitems": "", "itemsperpage": ""}
+    http_status = status if (v2 or status == 401) else 200
+    headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else {}
+    wants_json = request.query_params.get("format") == "json" or \
+        "application/json" in request.headers.get("accept", "")
+    if wants_json:
+        return JSONResponse({"ocs": {"meta": meta, "data": data}}, status_code=http_status, headers=headers)
+    body = f'<?xml version="1.0"?>\n<ocs><meta>{_to_xml(meta)}</meta><data>{_to_xml(data)}</data></ocs>\n'
+    return Response(body, status_code=http_status, headers=headers, media_type="application/xml; charset=utf-8")
+
+
+Endpoint = Callable[[Request, bool, Principal | None], Awaitable[Response]]
+
+
+class OcsApp:
+    def __init__(self, core: Core, auth: Authenticator) -> None:
+        self.core, self.auth = core, auth
+        # (method, path after /ocs/vN.php) → (needs a login, handler)
+        self.endpoints: dict[tuple[str, str], tuple[bool, Endpoint]] = {
+            ("GET", "/cloud/capabilities"): (False, self.get_capabilities),
+            ("GET", "/cloud/user"): (True, self.get_user),
+            ("DELETE", "/core/apppassword"): (True, self.delete_apppassword),
+            ("GET", "/core/getapppassword"): (True, self.get_apppassword),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await self.handle(request)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        path = request.url.path
+        v2 = path.startswith("/ocs/v2.php")
+        sub = path.split(".php", 1)[1].rstrip("/") if ".php" in path else ""
+        found = self.endpoints.get((request.method.upper(), sub))
+        if found is None:
+            return ocs_response(request, v2, [], 404, f"no OCS endpoint {request.method} {sub}")
+        needs_login, endpoint = found
+        try:
+            principal = None
+            if needs_login or request.headers.get("authorization"):
+                address = request.client.host if request.client else ""
+                principal = await authenticate(self.auth, request.headers.get("authorization"), address)
+            return await endpoint(request, v2, principal)
+        except CartableError as exc:
+            status = status_for(STATUS, exc)
+            response = ocs_response(request, v2, [], status, str(exc))
+            if isinstance(exc, Throttled):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+
+    async def get_capabilities(self, request: Request, v2: bool, _p: Principal | None) -> Response:
+        return ocs_response(request, v2, {"version": version_info(), "capabilities": capabilities()})
+
+    async def get_user(self, request: Request, v2: bool, p: Principal | None) -> Response:
+        assert p is not None
+        info = await run(accounts.get_user, self.core, p.name)
+        usage = await run(files.usage, self.core, p)
+        relative = round(100 * usage.used / usage.quota, 2) if usage.quota else 0
+        data = {"id": info.name, "display-name": info.display_name, "displayname": info.display_name,
+                "email": info.email or None, "enabled": not info.disabled, "groups": [],
+                "language": request.headers.get("accept-language", "en").split(",")[0][:2] or "en",
+                "locale": "", "backend": "Database",
+                "quota": {"free": usage.free, "used": usage.used, "total": usage.quota,
+                          "relative": relative, "quota": usage.quota}}
+        return ocs_response(request, v2, data)
+
+    async def delete_apppassword(self, request: Request, v2: bool, p: Principal | None) -> Response:
+        assert p is not None
+        if p.app_password_id is None:
+            return ocs_response(request, v2, [], 403, "this request did not use an app password")
+        await run(accounts.revoke_app_password, self.core, p.name, p.app_password_id)
+        return ocs_response(request, v2, [])
+
+    async def get_apppassword(self, request: Request, v2: bool, p: Principal | None) -> Response:
+        assert p is not None
+        if p.app_password_id is not None:
+            return ocs_response(request, v2, [], 403, "already logged in with an app password")
+        device = request.headers.get("user-agent", "client")[:200]
+        token = await run(accounts.create_app_password, self.core, p.name, device)
+        return ocs_response(request, v2, {"apppassword": token})
+
+

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""The Nextcloud WebDAV dialect on top of dav/: oc: and nc: properties, OC-* response headers,
+and PATCH with X-Recalculate-Hash."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from cartable.core import files
+from cartable.core.model import Node, Principal
+from cartable.dav import read
+from cartable.dav.context import DavRequest, run
+from cartable.dav.props import LiveProp, PropContext, register
+from cartable.dav.routes import HANDLERS
+from cartable.dav.xml import NC, OC, escape
+from cartable.http.conditional import quote_etag
+
+__all__ = ["install", "oc_id", "permissions"]
+
+FILE_PERMISSIONS = "RGDNVW"
+FOLDER_PERMISSIONS = "RGDNVCK"
+
+
+def oc_id(node_id: int, instance: str) -> str:
+    """Nextcloud's oc:id: the file id zero-padded to 8 digits, then the instance id."""
+    return f"{node_id:08d}{instance}"
+
+
+def permissions(node: Node) -> str:
+    # Everything in a user's own space is theirs to change; shares will narrow this.
+    return FOLDER_PERMISSIONS if node.is_dir else FILE_PERMISSIONS
+
+
+def _checksums(node: Node) -> str | None:
+    if node.is_dir or not node.checksums:
+        return None
+    return "".join(f"<oc:checksum>{escape(c)}</oc:checksum>" for c in node.checksums.split())
+
+
+def _principal(ctx: PropContext) -> Principal | None:
+    p = ctx.extra.get("principal")
+    return p if isinstance(p, Principal) else None
+
+
+def _register_props(instance: str) -> None:
+    for prop in (
+        LiveProp(OC, "id", lambda _c, n: oc_id(n.id, instance)),
+        LiveProp(OC, "fileid", lambda _c, n: str(n.id)),
+        LiveProp(OC, "permissions", lambda _c, n: permissions(n)),
+        LiveProp(OC, "size", lambda _c, n: str(n.size)),
+        LiveProp(OC, "checksums", lambda _c, n: _checksums(n), in_allprop=False),
+        LiveProp(OC, "share-types", lambda _c, _n: "", in_allprop=False),
+        LiveProp(OC, "data-fingerprint",
+                 lambda c, n: "" if n.id == c.extra.get("root_id") else None, in_allprop=False),
+        LiveProp(OC, "owner-id", lambda c, _n: escape(p.name) if (p := _principal(c)) else None,
+                 in_allprop=False),
+        LiveProp(OC, "owner-display-name",
+                 lambda c, _n: escape(p.display_name) if (p := _principal(c)) else None, in_allprop=False),
+        LiveProp(OC, "comments-unread", lambda _c, _n: "0", in_allprop=False),
+        LiveProp(NC, "has-preview", lambda _c, _n: "false", in_allprop=False),
+        LiveProp(NC, "mount-type", lambda _c, _n: "", in_allprop=False),
+        LiveProp(NC, "is-encrypted", lambda _c, n: "0" if n.is_dir else None, in_allprop=False),
+        LiveProp(NC, "creation_time", lambda _c, n: str(int(n.ctime)), in_allprop=False),
+        LiveProp(NC, "upload_time", lambda _c, n: str(int(n.ctime)), in_allprop=False),
+    ):
+        register(prop)
+
+
+def _headers(instance: str):  # type: ignore[no-untyped-def]
+    def hook(node: Node) -> dict[str, str]:
+        headers = {"OC-ETag": quote_etag(node.etag), "OC-FileId": oc_id(node.id, instance)}
+        if node.checksums and not node.is_dir:
+            headers["OC-Checksum"] = node.checksums.split()[0]
+        return headers
+
+    return hook
+
+
+async def do_patch(ctx: DavRequest) -> Response:
+    """PATCH + X-Recalculate-Hash: the desktop asks after a checksum mismatch on download."""
+    algo = (ctx.header("x-recalculate-hash") or "").strip()
+    if not algo:
+        return Response("PATCH is only supported with X-Recalculate-Hash\n", status_code=405)
+    value = await run(files.recalculate_checksum, ctx.core, ctx.op, ctx.parts, algo)
+    return Response(status_code=204, headers={"OC-Checksum": value})
+
+
+def install(instance: str) -> None:
+    """Register the dialect into the WebDAV adapter (idempotent)."""
+    _register_props(instance)
+    read.ENTITY_HEADER_HOOKS[:] = [h for h in read.ENTITY_HEADER_HOOKS if getattr(h, "nextcloud", False) is False]
+    hook = _headers(instance)
+    hook.nextcloud = True  # type: ignore[attr-defined]
+    read.ENTITY_HEADER_HOOKS.append(hook)
+    HANDLERS["PATCH"] = do_patch
