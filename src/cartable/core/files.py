@@ -140,8 +140,10 @@ def _prepare_target(core: Core, tx: Tx, op: Op, space: SpaceRecord, src: Node, d
     return parent, existing, ancestors
 
 
-def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True) -> bool:
-    """Rename or move; the moved node keeps its id and etag. Returns True if dst was created."""
+def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True,
+         mtime: float | None = None) -> bool:
+    """Rename or move; the moved node keeps its id and etag (and takes mtime if given: rclone
+    sends X-OC-Mtime on MOVE). Returns True if dst was created."""
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
@@ -159,7 +161,10 @@ def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrit
             tree.record(tx, op, "delete", [existing], now)
         tree.propagate(tx, src_anc, -node.size, now)
         try:
-            nodes_repo.update_node(tx, node.id, parent_id=parent.id, name=dst[-1])
+            if mtime is None:
+                nodes_repo.update_node(tx, node.id, parent_id=parent.id, name=dst[-1])
+            else:
+                nodes_repo.update_node(tx, node.id, parent_id=parent.id, name=dst[-1], mtime=mtime)
         except RowConflict:
             raise Conflict(f"{display(dst)} was created meanwhile") from None
         tree.propagate(tx, dst_anc, node.size, now)

@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""The Nextcloud dialect as the desktop and mobile clients use it: status.php, OCS, oc:/nc:
+properties and OC-* headers (protocol facts from the captures of the real clients)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from lxml import etree
+from starlette.testclient import TestClient
+
+from cartable.core import accounts
+from cartable.core.context import Core
+from tests.conftest import DAV, PASSWORD
+
+D, OC, NC = "{DAV:}", "{http://owncloud.org/ns}", "{http://nextcloud.org/ns}"
+DESKTOP_PROPFIND = b"""<?xml version="1.0" encoding="utf-8"?>
+<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop>
+<d:resourcetype/><d:getlastmodified/><d:getcontentlength/><d:getetag/>
+<oc:size/><oc:id/><oc:fileid/><oc:downloadURL/><oc:dDC/><oc:permissions/><oc:checksums/>
+<oc:data-fingerprint/><oc:share-types/></d:prop></d:propfind>"""
+
+
+def props(client: TestClient, path: str, depth: str = "1", body: bytes = DESKTOP_PROPFIND) -> dict[str, dict[str, str]]:
+    r = client.request("PROPFIND", path, headers={"Depth": depth, "Content-Type": "text/xml; charset=utf-8"},
+                       content=body)
+    assert r.status_code == 207, r.text
+    assert "application/xml; charset=utf-8" in r.headers["content-type"]
+    out: dict[str, dict[str, str]] = {}
+    for resp in etree.fromstring(r.content).iter(f"{D}response"):
+        href = resp.findtext(f"{D}href")
+        found = {}
+        for ps in resp.iter(f"{D}propstat"):
+            if "200" in (ps.findtext(f"{D}status") or ""):
+                for p in ps.find(f"{D}prop"):
+                    found[p.tag] = (p.text or "") + "".join(etree.tostring(c, encoding="unicode") for c in p)
+        out[href] = found
+    return out
+
+
+def test_status_php(client: TestClient) -> None:
+    r = client.get("/status.php", auth=None)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["installed"] is True and body["maintenance"] is False
+    assert int(body["version"].split(".")[0]) >= 10
+
+
+def test_capabilities_v1_v2_json_and_xml(client: TestClient) -> None:
+    r = client.get("/ocs/v1.php/cloud/capabilities?format=json", headers={"OCS-APIREQUEST": "true"})
+    assert r.status_code == 200
+    ocs = r.json()["ocs"]
+    assert ocs["meta"]["statuscode"] == 100
+    caps = ocs["data"]["capabilities"]
+    assert caps["dav"]["chunking"] == "1.0"
+    assert "bulkupload" not in caps["dav"]  # not implemented: never advertised
+    assert caps["core"]["pollinterval"] > 0
+    assert "SHA1" in caps["checksums"]["supportedTypes"]
+    assert ocs["data"]["version"]["major"] >= 10
+    r2 = client.get("/ocs/v2.php/cloud/capabilities?format=json")
+    assert r2.json()["ocs"]["meta"]["statuscode"] == 200
+    x = client.get("/ocs/v2.php/cloud/capabilities")
+    assert x.headers["content-type"].startswith("application/xml")
+    assert etree.fromstring(x.content).findtext("meta/statuscode") == "200"
+
+
+def test_cloud_user_and_unauthenticated(client: TestClient, core: Core) -> None:
+    accounts.set_quota(core, "alice", 10_000)
+    client.put(f"{DAV}/a.txt", content=b"x" * 1000)
+    data = client.get("/ocs/v1.php/cloud/user?format=json").json()["ocs"]["data"]
+    assert data["id"] == "alice"
+    assert data["quota"]["used"] == 1000 and data["quota"]["total"] == 10_000 and data["quota"]["free"] == 9000
+    r = client.get("/ocs/v1.php/cloud/user?format=json", auth=("alice", "wrong"))
+    assert r.status_code == 401 and r.json()["ocs"]["meta"]["statuscode"] == 997
+    assert client.get("/ocs/v2.php/cloud/nothing?format=json").status_code == 404
+
+
+def test_desktop_propfind_properties(client: TestClient) -> None:
+    client.request("MKCOL", f"{DAV}/Docs")
+    client.put(f"{DAV}/Docs/a b.txt", content=b"hello", headers={"OC-Checksum": "SHA1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"})
+    listing = props(client, f"{DAV}/")
+    root = listing[f"{DAV}/"]
+    assert root[f"{OC}permissions"] == "RGDNVCK"
+    assert f"{OC}data-fingerprint" in root
+    docs = listing[f"{DAV}/Docs/"]
+    assert docs[f"{OC}size"] == "5" and f"{D}getcontentlength" not in docs
+    assert docs[f"{OC}id"].startswith(f"{int(docs[f'{OC}fileid']):08d}oc")
+    inner = props(client, f"{DAV}/Docs/")[f"{DAV}/Docs/a%20b.txt"]
+    assert inner[f"{OC}permissions"] == "RGDNVW"
+    assert "SHA1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d" in inner[f"{OC}checksums"]
+    assert inner[f"{OC}share-types"] == ""
+
+
+def test_oc_headers_mtime_and_ids(client: TestClient) -> None:
+    r = client.put(f"{DAV}/f.txt", content=b"data", headers={"X-OC-Mtime": "1700000000"})
+    assert r.status_code == 201 and r.headers["X-OC-MTime"] == "accepted"
+    etag, fileid = r.headers["ETag"], r.headers["OC-FileId"]
+    assert r.headers["OC-ETag"] == etag
+    g = client.get(f"{DAV}/f.txt")
+    assert (g.headers["ETag"], g.headers["OC-FileId"]) == (etag, fileid)
+    assert g.headers["Last-Modified"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+    listed = props(client, f"{DAV}/f.txt", "0")[f"{DAV}/f.txt"]
+    assert listed[f"{D}getetag"] == etag and listed[f"{OC}id"] == fileid
+    m = client.request("MOVE", f"{DAV}/f.txt", headers={"Destination": f"{DAV}/g.txt", "X-OC-Mtime": "1600000000"})
+    assert m.status_code == 201 and m.headers["X-OC-MTime"] == "accepted"
+    assert (m.headers["ETag"], m.headers["OC-FileId"]) == (etag, fileid)  # a move keeps both
+    assert client.head(f"{DAV}/g.txt").headers["Last-Modified"] == "Sun, 13 Sep 2020 12:26:40 GMT"
+    mk = client.request("MKCOL", f"{DAV}/newdir")
+    assert mk.status_code == 201 and "OC-FileId" in mk.headers
+
+
+def test_checksum_header_and_patch_recalculation(client: TestClient) -> None:
+    data = b"some content" * 1000
+    sha1 = hashlib.sha1(data).hexdigest()
+    client.put(f"{DAV}/c.bin", content=data, headers={"OC-Checksum": f"SHA1:{sha1}"})
+    assert client.get(f"{DAV}/c.bin").headers["OC-Checksum"] == f"SHA1:{sha1}"
+    r = client.request("PATCH", f"{DAV}/c.bin", headers={"X-Recalculate-Hash": "MD5"})
+    assert r.status_code == 204 and r.headers["OC-Checksum"] == f"MD5:{hashlib.md5(data).hexdigest()}"
+    assert client.get(f"{DAV}/c.bin").headers["OC-Checksum"] == f"MD5:{hashlib.md5(data).hexdigest()}"
+    assert client.request("PATCH", f"{DAV}/c.bin", headers={"X-Recalculate-Hash": "CRC99"}).status_code == 400
+    assert client.request("PATCH", f"{DAV}/c.bin").status_code == 405
+
+
+def test_favorite_is_settable(client: TestClient) -> None:
+    client.put(f"{DAV}/fav.txt", content=b"x")
+    body = (b'<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">'
+            b"<d:set><d:prop><oc:favorite>1</oc:favorite></d:prop></d:set></d:propertyupdate>")
+    assert client.request("PROPPATCH", f"{DAV}/fav.txt", content=body).status_code == 207
+    got = props(client, f"{DAV}/fav.txt", "0", b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:" '
+                b'xmlns:oc="http://owncloud.org/ns"><d:prop><oc:favorite/></d:prop></d:propfind>')
+    assert got[f"{DAV}/fav.txt"][f"{OC}favorite"] == "1"
+
+
+def test_app_password_endpoints(client: TestClient) -> None:
+    r = client.get("/ocs/v2.php/core/getapppassword?format=json")
+    token = r.json()["ocs"]["data"]["apppassword"]
+    assert len(token) == 72
+    assert client.request("PROPFIND", f"{DAV}/", auth=("alice", token), headers={"Depth": "0"}).status_code == 207
+    assert client.delete("/ocs/v2.php/core/apppassword?format=json", auth=("alice", token)).status_code == 200
+    assert client.request("PROPFIND", f"{DAV}/", auth=("alice", token), headers={"Depth": "0"}).status_code == 401
+    assert client.request("PROPFIND", f"{DAV}/", auth=("alice", PASSWORD), headers={"Depth": "0"}).status_code == 207
