@@ -15,7 +15,7 @@ set -euo pipefail
 
 # Debian packages the tests need. Add more here, e.g.:
 #   rclone nextcloud-desktop-cmd owncloud-client-cmd postgresql-15
-PKGS=(litmus)
+PKGS=(litmus nextcloud-desktop-cmd owncloud-client-cmd rclone wrk)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo_root=$(pwd)

@@ -77,7 +77,8 @@ def test_cloud_user_and_unauthenticated(client: TestClient, core: Core) -> None:
 
 def test_desktop_propfind_properties(client: TestClient) -> None:
     client.request("MKCOL", f"{DAV}/Docs")
-    client.put(f"{DAV}/Docs/a b.txt", content=b"hello", headers={"OC-Checksum": "SHA1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"})
+    sha1 = "SHA1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+    client.put(f"{DAV}/Docs/a b.txt", content=b"hello", headers={"OC-Checksum": sha1})
     listing = props(client, f"{DAV}/")
     root = listing[f"{DAV}/"]
     assert root[f"{OC}permissions"] == "RGDNVCK"
