@@ -140,3 +140,16 @@ def test_app_password_endpoints(client: TestClient) -> None:
     assert client.delete("/ocs/v2.php/core/apppassword?format=json", auth=("alice", token)).status_code == 200
     assert client.request("PROPFIND", f"{DAV}/", auth=("alice", token), headers={"Depth": "0"}).status_code == 401
     assert client.request("PROPFIND", f"{DAV}/", auth=("alice", PASSWORD), headers={"Depth": "0"}).status_code == 207
+
+
+def test_user_lists_and_revokes_app_passwords(client: TestClient) -> None:
+    tokens = [client.get("/ocs/v2.php/core/getapppassword?format=json",
+                         headers={"User-Agent": f"device-{i}"}).json()["ocs"]["data"]["apppassword"] for i in range(2)]
+    listed = client.get("/ocs/v2.php/apps/cartable/api/v1/apppasswords?format=json").json()["ocs"]["data"]
+    assert [x["name"] for x in listed] == ["device-0", "device-1"]
+    first = listed[0]["id"]
+    r = client.delete(f"/ocs/v2.php/apps/cartable/api/v1/apppasswords/{first}?format=json")
+    assert r.status_code == 200
+    assert client.request("PROPFIND", f"{DAV}/", auth=("alice", tokens[0]), headers={"Depth": "0"}).status_code == 401
+    assert client.request("PROPFIND", f"{DAV}/", auth=("alice", tokens[1]), headers={"Depth": "0"}).status_code == 207
+    assert client.delete(f"/ocs/v2.php/apps/cartable/api/v1/apppasswords/{first}?format=json").status_code == 404

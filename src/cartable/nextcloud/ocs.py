@@ -81,6 +81,10 @@ class OcsApp:
             ("GET", "/cloud/user"): (True, self.get_user),
             ("DELETE", "/core/apppassword"): (True, self.delete_apppassword),
             ("GET", "/core/getapppassword"): (True, self.get_apppassword),
+            ("GET", "/apps/cartable/api/v1/apppasswords"): (True, self.list_apppasswords),
+        }
+        self.prefixed: dict[tuple[str, str], tuple[bool, Callable[..., Awaitable[Response]]]] = {
+            ("DELETE", "/apps/cartable/api/v1/apppasswords/"): (True, self.revoke_apppassword),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,6 +97,11 @@ class OcsApp:
         v2 = path.startswith("/ocs/v2.php")
         sub = path.split(".php", 1)[1].rstrip("/") if ".php" in path else ""
         found = self.endpoints.get((request.method.upper(), sub))
+        if found is None:
+            for (method, prefix), (login, fn) in self.prefixed.items():
+                if method == request.method.upper() and sub.startswith(prefix) and sub[len(prefix):].isdigit():
+                    arg = int(sub[len(prefix):])
+                    found = (login, lambda r, v, p, _fn=fn, _arg=arg: _fn(r, v, p, _arg))
         if found is None:
             return ocs_response(request, v2, [], 404, f"no OCS endpoint {request.method} {sub}")
         needs_login, endpoint = found
@@ -140,4 +149,17 @@ class OcsApp:
         token = await run(accounts.create_app_password, self.core, p.name, device)
         return ocs_response(request, v2, {"apppassword": token})
 
+    async def list_apppasswords(self, request: Request, v2: bool, p: Principal | None) -> Response:
+        """The caller's app passwords (one per device): id, name, created, last used."""
+        assert p is not None
+        recs = await run(accounts.list_app_passwords, self.core, p.name)
+        data = [{"id": r.id, "name": r.name, "created": int(r.created_at),
+                 "lastUsed": int(r.last_used_at) if r.last_used_at else 0,
+                 "current": r.id == p.app_password_id} for r in recs]
+        return ocs_response(request, v2, data)
 
+    async def revoke_apppassword(self, request: Request, v2: bool, p: Principal | None, app_id: int) -> Response:
+        """Revoke one of the caller's app passwords; it stops working at once."""
+        assert p is not None
+        await run(accounts.revoke_app_password, self.core, p.name, app_id)
+        return ocs_response(request, v2, [])
