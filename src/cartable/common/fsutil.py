@@ -18,6 +18,7 @@ import ctypes
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,19 +83,30 @@ def _temp_path(folder: Path) -> Path:
     return folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
 
 
-def _write_file(tmp: Path, data: bytes | memoryview, *, durable: bool) -> None:
+def _write_file(tmp: Path, data: bytes | memoryview | Sequence[bytes | memoryview], *, durable: bool) -> None:
+    pieces = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
     try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            views = [memoryview(p) for p in pieces]
+            while views:
+                written = os.writev(fd, views)
+                while views and written >= len(views[0]):
+                    written -= len(views[0])
+                    views.pop(0)
+                if views and written:
+                    views[0] = views[0][written:]
             if durable:
-                _datasync(f.fileno())
+                _datasync(fd)
+        finally:
+            os.close(fd)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def write_temp(dir: Path, data: bytes | memoryview, *, durable: bool = True) -> Path:
+def write_temp(dir: Path, data: bytes | memoryview | Sequence[bytes | memoryview], *,
+               durable: bool = True) -> Path:
     """Write ``data`` to a new temporary file in the existing folder ``dir``; sync it when durable."""
     tmp = _temp_path(dir)
     _write_file(tmp, data, durable=durable)

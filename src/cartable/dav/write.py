@@ -87,8 +87,8 @@ async def _stream(ctx: DavRequest, upload: Upload) -> WriteResult:
             if len(buf) >= _BUFFER:
                 if pending is not None:
                     await pending
-                pending = loop.run_in_executor(None, upload.write, bytes(buf))
-                buf.clear()
+                pending = loop.run_in_executor(None, upload.write, buf)
+                buf = bytearray()  # handed over whole: no copy
         if pending is not None:
             await pending
             pending = None

@@ -15,7 +15,8 @@ import threading
 
 import zstandard
 
-__all__ = ["RAW", "ZSTD", "decode", "encode"]
+__all__ = [
+    "encode_parts","RAW", "ZSTD", "decode", "encode"]
 
 RAW = 0
 ZSTD = 1
@@ -41,6 +42,20 @@ class _Contexts(threading.local):
 
 
 _contexts = _Contexts()
+
+
+def encode_parts(data: bytes | memoryview) -> tuple[bytes, bytes | memoryview]:
+    """(header, payload) of the stored form, without joining them: a big raw chunk is then
+    written without one more copy of its bytes (os.writev)."""
+    if len(data) == 0:
+        return _RAW_HEADER, b""
+    ctx = _contexts
+    sample = data[:_SAMPLE_SIZE]
+    if len(ctx.sampler.compress(sample)) < _WORTHWHILE_RATIO * len(sample):
+        compressed = ctx.compressor.compress(data)
+        if len(compressed) < len(data):
+            return _ZSTD_HEADER, compressed
+    return _RAW_HEADER, data
 
 
 def encode(data: bytes | memoryview) -> bytes:

@@ -65,10 +65,10 @@ class LocalChunkStore:
             per_file = self.durable and not batch
             for digest, data in items:
                 final = self._path(digest)
-                blob = codec.encode(data)
+                header, payload = codec.encode_parts(data)
                 ensure_dir(final.parent, durable=per_file)
-                pairs.append((write_temp(final.parent, blob, durable=per_file), final))
-                sizes.append(len(blob))
+                pairs.append((write_temp(final.parent, (header, payload), durable=per_file), final))
+                sizes.append(len(header) + len(payload))
             commit_temps(pairs, durable=per_file)
             if batch and not sync_filesystem(self.root):
                 self._syncfs = False
