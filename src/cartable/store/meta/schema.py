@@ -199,7 +199,9 @@ login_flows = Table(
     Column("expires_at", Float, nullable=False),
     Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
     Column("login_name", String(255), nullable=True),
-    # The new app password, sealed with a key derived from the poll token (a database dump alone
-    # does not reveal it); deleted once polled.
+    # The device's future app password, made at start: sealed with a key derived from the poll
+    # token (which only the device knows), and hashed (the app_passwords row made at grant).
+    # A database dump alone reveals neither; the flow is deleted once polled.
     Column("sealed_password", LargeBinary, nullable=True),
+    Column("password_hash", LargeBinary(32), nullable=True),
 )

@@ -28,6 +28,7 @@ def upgrade() -> None:
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('login_name', sa.String(length=255), nullable=True),
     sa.Column('sealed_password', sa.LargeBinary(), nullable=True),
+    sa.Column('password_hash', sa.LargeBinary(length=32), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_login_flows_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('login_token', name=op.f('pk_login_flows')),
     sa.UniqueConstraint('poll_token_hash', name=op.f('uq_login_flows_poll_token_hash'))
