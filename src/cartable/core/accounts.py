@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 
 from cartable.common.hashing import new_etag
-from cartable.core import files, tree
+from cartable.core import files, tree, uploads
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, InvalidInput, NotFound
 from cartable.core.model import Principal
@@ -157,6 +157,7 @@ def delete_user(core: Core, name: str) -> None:
             root = nodes_repo.get(tx, space.root_id)
             if root is not None:
                 files.remove_subtree(core, tx, root, now)
+        uploads.release_user(tx, rec.id, now)
         repo.delete_user(tx, rec.id)
 
 

@@ -11,6 +11,7 @@ from cartable.core import manifest
 from cartable.core.context import Core
 from cartable.store.meta import content
 from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta import uploads as uploads_repo
 
 __all__ = ["Report", "check"]
 
@@ -40,6 +41,7 @@ def check(core: Core, *, deep: bool = False, limit: int = 1000) -> Report:
         rows = nodes_repo.all_brief(tx)
         vers = {v.id: v for v in content.iter_versions(tx)}
         chunk_rows = {d: (size, rc) for d, size, _stored, rc in content.iter_chunks(tx)}
+        staged = list(uploads_repo.iter_part_manifests(tx))
     by_id = {r[0]: r for r in rows}
     child_sum: dict[int, int] = defaultdict(int)
     expected: Counter[bytes] = Counter()
@@ -79,6 +81,16 @@ def check(core: Core, *, deep: bool = False, limit: int = 1000) -> Report:
                         "which has no row")
             elif row[0] != e.length:
                 problem(f"chunk {e.digest.hex()} is {row[0]} bytes but a manifest says {e.length}")
+    for blob in staged:  # parts of chunked uploads in progress hold references too
+        try:
+            entries = manifest.unpack(blob)
+        except ValueError as exc:
+            problem(f"upload part: {exc}")
+            continue
+        for e in entries:
+            expected[e.digest] += 1
+            if e.digest not in chunk_rows:
+                problem(f"an upload part references chunk {e.digest.hex()} which has no row")
     for nid, parent, kind, size, _vid, name in rows:
         if kind == "d" and child_sum.get(nid, 0) != size:
             problem(f"folder {nid} ({name!r}) says {size} bytes but holds {child_sum.get(nid, 0)}")

@@ -8,12 +8,15 @@ transaction, so a writer either sees the chunk gone (and writes it again) or GC 
 (and keeps it). A chunk with references cannot be collected until a grace period after its last
 release, which covers writers that saw it referenced. Blobs that have no row at all (written by
 an upload that then failed or crashed) are swept once older than the grace period.
+Chunked uploads abandoned for ``upload_ttl`` seconds are released first (core/uploads.expire),
+so their chunks follow the same rule.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cartable.core import uploads
 from cartable.core.context import Core
 from cartable.store.meta import content
 
@@ -27,11 +30,14 @@ class GcStats:
     chunks_deleted: int = 0
     orphans_deleted: int = 0
     temps_deleted: int = 0
+    uploads_expired: int = 0
 
 
-def collect(core: Core, *, grace: float | None = None) -> GcStats:
+def collect(core: Core, *, grace: float | None = None, upload_ttl: float | None = None) -> GcStats:
+    """upload_ttl: release chunked uploads untouched for that long (default uploads.UPLOAD_TTL)."""
     grace = core.limits.gc_grace_seconds if grace is None else grace
     stats = GcStats()
+    stats.uploads_expired = uploads.expire(core, uploads.UPLOAD_TTL if upload_ttl is None else upload_ttl)
     cutoff = core.clock() - grace
     while True:
         with core.db.read() as tx:

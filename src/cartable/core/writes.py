@@ -10,6 +10,10 @@
    size to the ancestors and appends to the journal. Only after it returns may a 2xx be sent.
    If anything fails, nothing is visible; chunks written for nothing are reclaimed by the GC.
 Tiny content (up to ``inline_max``) is stored in the version row itself.
+
+``ContentWriter`` is step 1 alone (bytes in, durable chunks and a manifest out), reused by the
+parts of chunked uploads (core/uploads.py); ``commit_version`` is step 2 alone, reused by their
+assembly.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import hashlib
 import mimetypes
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from cartable.common.chunking import StreamChunker
@@ -41,9 +46,11 @@ from cartable.core.tree import Op, display
 from cartable.store.blobs.base import StoreUnavailable
 from cartable.store.meta import content
 from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 
-__all__ = ["Upload", "Preconditions", "parse_checksum", "new_hasher"]
+__all__ = ["Upload", "Preconditions", "parse_checksum", "new_hasher", "ContentWriter", "Written",
+           "commit_version"]
 
 _PRECHECK_MIN = 256 * 1024
 _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cartable-write")
@@ -84,17 +91,133 @@ class Preconditions:
     """HTTP-style preconditions on the target, checked again inside the commit transaction."""
 
     def __init__(self, if_match: Sequence[str] | None = None, if_none_match: Sequence[str] | None = None,
-                 ) -> None:
+                 state: Callable[[Node | None], bool] | None = None) -> None:
+        """state: an extra condition on the target (e.g. a WebDAV If header's etag lists),
+        evaluated with the target as the transaction sees it; False → PreconditionFailed."""
         self.if_match = if_match
         self.if_none_match = if_none_match
+        self.state = state
 
     def check(self, existing: Node | None, path: str) -> None:
+        if self.state is not None and not self.state(existing):
+            raise PreconditionFailed(f"{path}: no list of the If header matched its current state")
         if self.if_match is not None:
             if existing is None or ("*" not in self.if_match and existing.etag not in self.if_match):
                 raise PreconditionFailed(f"{path} has changed or does not exist (If-Match failed)")
         if self.if_none_match is not None and existing is not None:
             if "*" in self.if_none_match or existing.etag in self.if_none_match:
                 raise PreconditionFailed(f"{path} already exists (If-None-Match failed)")
+
+
+@dataclass
+class Written:
+    """What a ContentWriter produced: the content's size and either its manifest (with the chunks
+    this writer stored itself, {digest: (size, stored size)}, which have no row yet) or, for tiny
+    content, its bytes inline (then entries is empty)."""
+
+    size: int
+    entries: list[ManifestEntry] = field(default_factory=list)
+    new: dict[bytes, tuple[int, int]] = field(default_factory=dict)
+    inline: bytes | None = None
+
+
+class ContentWriter:
+    """Bytes in, durable content-defined chunks out (step 1 of the write path).
+
+    Chunks already stored and referenced are reused; idle ones are claimed (touched) first; the
+    others are written durably in batches, in the background. ``finish`` returns once every chunk
+    of the manifest is durable. Nothing is referenced: the caller adds the references in its
+    commit transaction (until then a chunk is protected only by the GC grace period).
+    Not thread-safe: one caller feeds it, in order.
+    """
+
+    def __init__(self, core: Core, *, allow_inline: bool = True) -> None:
+        self.core = core
+        self.allow_inline = allow_inline
+        self.received = 0
+        self._chunker = StreamChunker()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._entries: list[ManifestEntry] = []
+        self._new: dict[bytes, tuple[int, int]] = {}
+        self._pending_write: Future[list[tuple[bytes, int, int]]] | None = None
+        self._writing: set[bytes] = set()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.received += len(data)
+        for chunk in self._chunker.feed(data):
+            self._add(chunk)
+
+    def _add(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._pending_bytes >= self.core.limits.write_batch_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        chunks, self._pending, self._pending_bytes = self._pending, [], 0
+        if not chunks:
+            return
+        digests = [chunk_digest(c) for c in chunks]
+        uniq = list(dict.fromkeys(digests))
+        with self.core.db.read() as tx:
+            known = content.refcounts(tx, uniq)
+        # A chunk with references cannot be collected within the grace period of its last
+        # release; one with none must be claimed (touched) in a write transaction to be reused.
+        idle = [d for d, rc in known.items() if rc <= 0]
+        if idle:
+            with self.core.db.write() as tx:
+                claimed = content.touch_chunks(tx, idle, self.core.clock())
+            for d in idle:
+                if d not in claimed:
+                    del known[d]
+        to_write: dict[bytes, bytes] = {}
+        for d, c in zip(digests, chunks):
+            if d not in known and d not in self._new and d not in self._writing and d not in to_write:
+                to_write[d] = c
+        if to_write:
+            # Written in the background while the next batch is chunked and hashed; at most one
+            # batch in flight per writer, so memory stays bounded.
+            self._wait_writes()
+            self._writing = set(to_write)
+            self._pending_write = _WRITERS.submit(self._put, to_write)
+        self._entries.extend(ManifestEntry(d, len(c)) for d, c in zip(digests, chunks))
+
+    def _put(self, to_write: dict[bytes, bytes]) -> list[tuple[bytes, int, int]]:
+        stored = self.core.blobs.put_many(list(to_write.items()))
+        return [(d, len(c), s) for (d, c), s in zip(to_write.items(), stored)]
+
+    def _wait_writes(self) -> None:
+        if self._pending_write is None:
+            return
+        fut, self._pending_write = self._pending_write, None
+        self._writing = set()
+        try:
+            for d, size, stored in fut.result():
+                self._new[d] = (size, stored)
+        except (OSError, StoreUnavailable) as exc:
+            raise StorageUnavailable(f"the chunk store could not save data: {exc}") from None
+
+    def finish(self) -> Written:
+        """End of the stream: every chunk of the manifest is durable when this returns. Content
+        of at most ``inline_max`` bytes comes back inline (when allowed), with no chunk written."""
+        rest = self._chunker.finish()
+        if self.allow_inline and not self._entries and self.received <= self.core.limits.inline_max:
+            inline = b"".join(self._pending + rest)
+            self._pending, self._pending_bytes = [], 0
+            return Written(self.received, inline=inline)
+        for chunk in rest:
+            self._add(chunk)
+        self._flush()
+        self._wait_writes()
+        return Written(self.received, list(self._entries), dict(self._new))
+
+    def abandon(self) -> None:
+        """Wait for a background write still running (its chunks are left to the GC)."""
+        try:
+            self._wait_writes()
+        except StorageUnavailable:
+            pass
 
 
 class Upload:
@@ -109,14 +232,8 @@ class Upload:
         self.checksum_header = checksum
         self.content_type = content_type or mimetypes.guess_type(self.parts[-1] if self.parts else "")[0]
         self.pre = preconditions or Preconditions()
-        self._chunker = StreamChunker()
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self._entries: list[ManifestEntry] = []
-        self._new: dict[bytes, tuple[int, int]] = {}
-        self._inline: bytes | None = None
-        self._pending_write: Future[list[tuple[bytes, int, int]]] | None = None
-        self._writing: set[bytes] = set()
+        self._writer = ContentWriter(core)
+        self._written: Written | None = None
         self._received = 0
         self._hash: Any = None
         if self.expected is not None:
@@ -150,71 +267,15 @@ class Upload:
             raise QuotaExceeded(f"not enough space for {display(self.parts)}: the quota would be exceeded")
         if self._hash is not None:
             self._hash.update(data)
-        for chunk in self._chunker.feed(data):
-            self._add(chunk)
+        self._writer.write(data)
 
-    def _add(self, chunk: bytes) -> None:
-        self._pending.append(chunk)
-        self._pending_bytes += len(chunk)
-        if self._pending_bytes >= self.core.limits.write_batch_bytes:
-            self._flush()
-
-    def _flush(self) -> None:
-        chunks, self._pending, self._pending_bytes = self._pending, [], 0
-        if not chunks:
-            return
-        digests = [chunk_digest(c) for c in chunks]
-        uniq = list(dict.fromkeys(digests))
-        with self.core.db.read() as tx:
-            known = content.refcounts(tx, uniq)
-        # A chunk with references cannot be collected within the grace period of its last
-        # release; one with none must be claimed (touched) in a write transaction to be reused.
-        idle = [d for d, rc in known.items() if rc <= 0]
-        if idle:
-            with self.core.db.write() as tx:
-                claimed = content.touch_chunks(tx, idle, self.core.clock())
-            for d in idle:
-                if d not in claimed:
-                    del known[d]
-        to_write: dict[bytes, bytes] = {}
-        for d, c in zip(digests, chunks):
-            if d not in known and d not in self._new and d not in self._writing and d not in to_write:
-                to_write[d] = c
-        if to_write:
-            # Written in the background while the next batch is chunked and hashed; at most one
-            # batch in flight per upload, so memory stays bounded.
-            self._wait_writes()
-            self._writing = set(to_write)
-            self._pending_write = _WRITERS.submit(self._put, to_write)
-        self._entries.extend(ManifestEntry(d, len(c)) for d, c in zip(digests, chunks))
-
-    def _put(self, to_write: dict[bytes, bytes]) -> list[tuple[bytes, int, int]]:
-        stored = self.core.blobs.put_many(list(to_write.items()))
-        return [(d, len(c), s) for (d, c), s in zip(to_write.items(), stored)]
-
-    def _wait_writes(self) -> None:
-        if self._pending_write is None:
-            return
-        fut, self._pending_write = self._pending_write, None
-        self._writing = set()
-        try:
-            for d, size, stored in fut.result():
-                self._new[d] = (size, stored)
-        except (OSError, StoreUnavailable) as exc:
-            raise StorageUnavailable(f"the chunk store could not save data: {exc}") from None
-
-    def _finish(self) -> None:
+    def _finish(self) -> Written:
+        if self._written is not None:
+            return self._written
         if self.length is not None and self._received != self.length:
             raise InvalidInput(f"the body ended after {self._received} of {self.length} bytes")
-        rest = self._chunker.finish()
-        if not self._entries and self._received <= self.core.limits.inline_max:
-            self._inline = b"".join(self._pending + rest)
-            self._pending, self._pending_bytes = [], 0
-            return
-        for chunk in rest:
-            self._add(chunk)
-        self._flush()
-        self._wait_writes()
+        self._written = self._writer.finish()
+        return self._written
 
     def _verify_checksum(self) -> None:
         if self.expected is None:
@@ -226,65 +287,71 @@ class Upload:
 
     def commit(self) -> WriteResult:
         """Finish the stream and make the new version visible, atomically."""
-        self._finish()
+        written = self._finish()
         self._verify_checksum()
-        size = self._received
-        now = self.core.clock()
-        mtime = self.mtime if self.mtime is not None else now
-        refs = Counter(e.digest for e in self._entries)
-        packed = manifest.pack(self._entries)
-        op, parts = self.op, self.parts
-        with self.core.db.write() as tx:
-            space = tree.space_of(tx, op.principal, for_update=True)
-            parent = tree.resolve_parent(tx, space, parts)
-            existing = nodes_repo.child(tx, parent.id, parts[-1])
-            if existing is not None and existing.is_dir:
-                raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
-            self.pre.check(existing, display(parts))
-            ancestors = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
-            target_locks = (tree.covering_locks(tx, existing.id, ancestors, now) if existing is not None
-                            else tree.covering_locks(tx, parent.id, ancestors[1:], now))
-            tree.check_locks(tx, op, display(parts), target_locks)
-            old_size = existing.size if existing is not None else 0
-            check_quota(self.core, tx, space, size - old_size)
-            missing = content.ref_chunks(tx, refs, self._new, now)
-            if missing:
-                raise StorageUnavailable("a reused chunk was collected before the upload finished; retry")
-            etag = new_etag()
-            if existing is None:
-                try:
-                    node_id = nodes_repo.insert(tx, space_id=space.id, parent_id=parent.id, name=parts[-1],
-                                                kind="f", size=size, mtime=mtime, ctime=now, etag=etag,
-                                                content_type=self.content_type,
-                                                checksums=self.checksum_header)
-                except RowConflict:
-                    raise Conflict(f"{display(parts)} was created by another request; retry") from None
-            else:
-                node_id = existing.id
-            vid = content.insert_version(tx, node_id=node_id, size=size, manifest=packed,
-                                         inline_data=self._inline, created_at=now)
-            if existing is not None:
-                self._drop_version(tx, existing, now)
-            nodes_repo.update_node(tx, node_id, size=size, mtime=mtime, etag=etag, version_id=vid,
-                                   content_type=self.content_type,
-                                   checksums=self._stored_checksums())
-            tree.propagate(tx, ancestors, size - old_size, now)
-            node = Node(node_id, space.id, parent.id, parts[-1], "f", size, mtime,
-                        existing.ctime if existing is not None else now, etag, vid, self.content_type,
-                        self._stored_checksums())
-            tree.record(tx, op, "create" if existing is None else "modify", [node], now)
-        return WriteResult(node, existing is None)
+        checksums = f"{self.expected[0]}:{self.expected[1]}" if self.expected is not None else None
+        return commit_version(self.core, self.op, self.parts, written, mtime=self.mtime,
+                              content_type=self.content_type, checksums=checksums, pre=self.pre)
 
-    def _stored_checksums(self) -> str | None:
-        if self.expected is None:
-            return None
-        return f"{self.expected[0]}:{self.expected[1]}"
 
-    @staticmethod
-    def _drop_version(tx: Any, existing: Node, now: float) -> None:
-        if existing.version_id is None:
-            return
-        old = content.get_version(tx, existing.version_id)
-        if old is not None:
-            content.unref_chunks(tx, manifest.ref_counts([old.manifest]), now)
-            content.delete_versions(tx, [old.id])
+def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *, mtime: float | None,
+                   content_type: str | None, checksums: str | None, pre: Preconditions,
+                   stage: Callable[[Tx, float], None] | None = None) -> WriteResult:
+    """Make ``written`` the new version of the file at parts, in ONE metadata transaction: parent,
+    folder conflict, preconditions, locks, quota, chunk references (written.new are inserted),
+    version, node, etag/size propagation, journal. ``stage(tx, now)``, when given, runs in the
+    same transaction right after the version's chunk references were added (so it may release
+    other references to the same chunks safely), and may raise to abort everything."""
+    size = written.size
+    now = core.clock()
+    mtime = mtime if mtime is not None else now
+    refs = Counter(e.digest for e in written.entries)
+    packed = manifest.pack(written.entries)
+    with core.db.write() as tx:
+        space = tree.space_of(tx, op.principal, for_update=True)
+        parent = tree.resolve_parent(tx, space, parts)
+        existing = nodes_repo.child(tx, parent.id, parts[-1])
+        if existing is not None and existing.is_dir:
+            raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
+        pre.check(existing, display(parts))
+        ancestors = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
+        target_locks = (tree.covering_locks(tx, existing.id, ancestors, now) if existing is not None
+                        else tree.covering_locks(tx, parent.id, ancestors[1:], now))
+        tree.check_locks(tx, op, display(parts), target_locks)
+        old_size = existing.size if existing is not None else 0
+        check_quota(core, tx, space, size - old_size)
+        missing = content.ref_chunks(tx, refs, written.new, now)
+        if missing:
+            raise StorageUnavailable("a reused chunk was collected before the upload finished; retry")
+        if stage is not None:
+            stage(tx, now)
+        etag = new_etag()
+        if existing is None:
+            try:
+                node_id = nodes_repo.insert(tx, space_id=space.id, parent_id=parent.id, name=parts[-1],
+                                            kind="f", size=size, mtime=mtime, ctime=now, etag=etag,
+                                            content_type=content_type, checksums=checksums)
+            except RowConflict:
+                raise Conflict(f"{display(parts)} was created by another request; retry") from None
+        else:
+            node_id = existing.id
+        vid = content.insert_version(tx, node_id=node_id, size=size, manifest=packed,
+                                     inline_data=written.inline, created_at=now)
+        if existing is not None:
+            _drop_version(tx, existing, now)
+        nodes_repo.update_node(tx, node_id, size=size, mtime=mtime, etag=etag, version_id=vid,
+                               content_type=content_type, checksums=checksums)
+        tree.propagate(tx, ancestors, size - old_size, now)
+        node = Node(node_id, space.id, parent.id, parts[-1], "f", size, mtime,
+                    existing.ctime if existing is not None else now, etag, vid, content_type, checksums)
+        tree.record(tx, op, "create" if existing is None else "modify", [node], now)
+    return WriteResult(node, existing is None)
+
+
+def _drop_version(tx: Tx, existing: Node, now: float) -> None:
+    if existing.version_id is None:
+        return
+    old = content.get_version(tx, existing.version_id)
+    if old is not None:
+        content.unref_chunks(tx, manifest.ref_counts([old.manifest]), now)
+        content.delete_versions(tx, [old.id])
