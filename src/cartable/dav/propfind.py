@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from urllib.parse import quote
+
 from starlette.responses import Response
 
 from cartable.core import files, locks, props
@@ -11,7 +14,7 @@ from cartable.core.model import Node, Usage
 from cartable.dav import xml
 from cartable.dav.context import DavRequest, run
 from cartable.dav.errors import xml_error
-from cartable.dav.props import REGISTRY, PropContext
+from cartable.dav.props import REGISTRY, LiveProp, PropContext, generation
 from cartable.http.bodies import read_limited
 
 __all__ = ["do_propfind", "parse_propfind"]
@@ -47,6 +50,17 @@ def _propstat(found: list[str], missing: list[str]) -> str:
     return out
 
 
+@lru_cache(maxsize=256)
+def _plan(names: tuple[PropName, ...], _generation: int) -> list[tuple[PropName, LiveProp | None, str, str, str]]:
+    """Per requested property: its getter and its tags, worked out once per distinct request."""
+    plan = []
+    for key in names:
+        element = xml.element(key[0], key[1], "\0")
+        open_tag, _, close_tag = element.partition("\0")
+        plan.append((key, REGISTRY.get(key), open_tag, close_tag, xml.empty_element(*key)))
+    return plan
+
+
 def render_entry(href: str, node: Node, mode: str, names: list[PropName], pctx: PropContext,
                  dead: dict[PropName, str]) -> str:
     found: list[str] = []
@@ -62,15 +76,14 @@ def render_entry(href: str, node: Node, mode: str, names: list[PropName], pctx: 
                     found.append(xml.element(ns, n, value))
         found.extend(dead.values())
     else:
-        for key in names:
-            live = REGISTRY.get(key)
+        for key, live, open_tag, close_tag, empty in _plan(tuple(names), generation()):
             value = live.get(pctx, node) if live is not None else None
             if value is not None:
-                found.append(xml.element(key[0], key[1], value))
+                found.append(open_tag + value + close_tag)
             elif key in dead:
                 found.append(dead[key])
             else:
-                missing.append(xml.empty_element(*key))
+                missing.append(empty)
     return f"<d:response><d:href>{xml.escape(href)}</d:href>{_propstat(found, missing)}</d:response>"
 
 
@@ -113,8 +126,14 @@ def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mo
     need_dead = mode != "prop" or any(k not in REGISTRY for k in names)
     dead = props.dead_props_many(ctx.core, [n.id for n, _ in entries]) if need_dead else {}
     out: list[str] = [xml.MULTISTATUS_OPEN]
-    out.extend(render_entry(ctx.href(parts, n.is_dir), n, mode, names, pctx, dead.get(n.id, {}))
-               for n, parts in entries)
+    # Children share the parent's href prefix: quote only their own name.
+    prefix = ctx.href(ctx.parts, True)
+    for n, parts in entries:
+        if parts == ctx.parts:
+            href = ctx.href(parts, n.is_dir)
+        else:
+            href = prefix + quote(parts[-1], safe="") + ("/" if n.is_dir else "")
+        out.append(render_entry(href, n, mode, names, pctx, dead.get(n.id, {})))
     out.append(xml.MULTISTATUS_CLOSE)
     return "".join(out)
 

@@ -11,7 +11,7 @@ from cartable.common.timefmt import http_date, rfc3339
 from cartable.core.model import Lock, Node, Usage
 from cartable.dav.xml import DAV, escape
 
-__all__ = ["LiveProp", "PropContext", "REGISTRY", "register", "activelock_xml", "SUPPORTED_LOCK"]
+__all__ = ["LiveProp", "PropContext", "REGISTRY", "register", "generation", "activelock_xml", "SUPPORTED_LOCK"]
 
 
 @dataclass
@@ -38,8 +38,17 @@ class LiveProp:
 REGISTRY: dict[tuple[str, str], LiveProp] = {}
 
 
+_GENERATION = [0]
+
+
 def register(prop: LiveProp) -> None:
     REGISTRY[(prop.ns, prop.name)] = prop
+    _GENERATION[0] += 1
+
+
+def generation() -> int:
+    """Changes whenever the registry does (caches of lookups key on it)."""
+    return _GENERATION[0]
 
 
 SUPPORTED_LOCK = (
