@@ -395,6 +395,9 @@ def test_destination_may_spell_the_user_name_either_way(client: TestClient, core
                        auth=bob)
     assert r.status_code == 201, r.text
     r = client.request("PROPFIND", plain + "/", headers={"Depth": "1"}, auth=bob)
+    # hrefs follow the client's own spelling of the request path (clients compare them with it)
+    assert sorted(parse_multistatus(r.content)) == [plain + "/", plain + "/b.txt", plain + "/c.txt"]
+    r = client.request("PROPFIND", encoded + "/", headers={"Depth": "1"}, auth=bob)
     assert sorted(parse_multistatus(r.content)) == [encoded + "/", encoded + "/b.txt", encoded + "/c.txt"]
 
 
@@ -772,3 +775,16 @@ def test_same_content_is_stored_once(client: TestClient, core: Core) -> None:
     assert used_bytes(client) == 3 * len(data)
     assert client.delete(url("one.bin")).status_code == 204
     assert get(client, "d/three.bin").content == data
+
+
+def test_href_of_the_requested_item_keeps_the_clients_spelling(client: TestClient) -> None:
+    """owncloudcmd requires the PROPFIND href to start with the path it sent, byte for byte: a name
+    sent in NFD is stored in NFC but must come back as sent (then children follow that prefix)."""
+    nfd = "/remote.php/dav/files/alice/E%CC%81te%CC%81"
+    assert client.request("MKCOL", nfd).status_code == 201
+    assert client.put(nfd + "/f.txt", content=b"x").status_code == 201
+    r = client.request("PROPFIND", nfd, headers={"Depth": "1"})
+    assert sorted(parse_multistatus(r.content)) == [nfd + "/", nfd + "/f.txt"]
+    nfc = "/remote.php/dav/files/alice/%C3%89t%C3%A9/"
+    r = client.request("PROPFIND", nfc, headers={"Depth": "0"})
+    assert list(parse_multistatus(r.content)) == [nfc]

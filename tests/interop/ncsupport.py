@@ -136,9 +136,10 @@ UNICODE_NAMES = [
 
 
 def make_tree(root: Path, n_files: int = 200, seed: int = 20261122, max_size: int = 200 * KiB,
-              depth: int = 3, width: int = 3) -> dict[str, str]:
+              depth: int = 3, width: int = 3, nfd: bool = True) -> dict[str, str]:
     """A seeded tree: n_files files (sizes 0..max_size, skewed small) in nested folders, the Unicode
-    names above, one empty file and one empty folder. Returns local_tree(root)."""
+    names above (all written NFC when nfd is False), one empty file and one empty folder.
+    Returns local_tree(root)."""
     rng = random.Random(seed)
     folders = [Path("")]
     frontier = [Path("")]
@@ -158,6 +159,8 @@ def make_tree(root: Path, n_files: int = 200, seed: int = 20261122, max_size: in
         size = min(max_size, int(rng.paretovariate(1.2) * 2 * KiB) - 2 * KiB) if i % 10 else rng.randint(0, max_size)
         write_random(root / folder / f"f{i:04d}-{rng.randrange(10**6):06d}.bin", max(0, size), rng)
     for folder, name in UNICODE_NAMES:
+        if not nfd:
+            folder, name = nfc(folder), nfc(name)
         write_random(root / folder / name, rng.randint(1, 20 * KiB), rng)
     (root / "empty-file.txt").write_bytes(b"")
     (root / "empty folder").mkdir()

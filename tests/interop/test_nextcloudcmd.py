@@ -8,6 +8,7 @@ relative path (NFC) → sha256, on the two client folders and on the server (PRO
 from __future__ import annotations
 
 import os
+import random
 import re
 import subprocess
 from collections import Counter
@@ -131,8 +132,6 @@ def test_first_sync_up_then_down(clients: tuple[Client, Client], live_server: Li
 def test_large_file_chunked_upload_and_download(clients: tuple[Client, Client], live_server: LiveServer) -> None:
     """A 60 MiB file goes up through /remote.php/dav/uploads/ (chunking) and comes down whole."""
     a, b = clients
-    import random
-
     write_random(a.folder / "big" / "sixty.bin", 60 * MiB, random.Random(60))
     (a.folder / "big" / "small.txt").write_bytes(b"next to a big one\n")
     want = a.tree()

@@ -13,6 +13,7 @@ import random
 import shutil
 from collections.abc import Iterator
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -102,8 +103,6 @@ def test_copy_check_download_and_mtimes(rclone: Rclone, live_server: LiveServer,
                                   b"<d:getlastmodified/></d:prop></d:propfind>")
             assert r.status_code == 207, (rel, r.status_code, r.text[:300])
             text = r.text.split("getlastmodified>", 1)[1].split("<", 1)[0]
-            from email.utils import parsedate_to_datetime
-
             assert int(parsedate_to_datetime(text).timestamp()) == mtimes[nfc(rel)], (rel, text)
 
     # Down into a new folder: identical, empty folder included, mtimes restored locally.

@@ -53,9 +53,22 @@ class DavRequest:
     base: str  # URL path of the user's root, percent-encoded, no trailing slash
     if_header: IfHeader
     op: Op
+    raw_path: str = ""  # the request's path exactly as sent (percent-encoded), for its own href
 
     def href(self, parts: tuple[str, ...], is_dir: bool) -> str:
         return href_for(self.base, parts, is_dir)
+
+    def own_href(self, is_dir: bool) -> str:
+        """The href of the requested resource, in the client's own spelling: clients check that
+        listed hrefs start with the path they sent (an NFD name must come back NFD, not NFC)."""
+        if not self.raw_path:
+            return self.href(self.parts, is_dir)
+        path = self.raw_path
+        if is_dir and not path.endswith("/"):
+            path += "/"
+        if not is_dir:
+            path = path.rstrip("/")
+        return path
 
     def node_href(self, node: Node, parts: tuple[str, ...]) -> str:
         return self.href(parts, node.is_dir)

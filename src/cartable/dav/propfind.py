@@ -127,10 +127,10 @@ def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mo
     dead = props.dead_props_many(ctx.core, [n.id for n, _ in entries]) if need_dead else {}
     out: list[str] = [xml.MULTISTATUS_OPEN]
     # Children share the parent's href prefix: quote only their own name.
-    prefix = ctx.href(ctx.parts, True)
+    prefix = ctx.own_href(True)
     for n, parts in entries:
         if parts == ctx.parts:
-            href = ctx.href(parts, n.is_dir)
+            href = ctx.own_href(n.is_dir)
         else:
             href = prefix + quote(parts[-1], safe="") + ("/" if n.is_dir else "")
         out.append(render_entry(href, n, mode, names, pctx, dead.get(n.id, {})))

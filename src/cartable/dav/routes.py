@@ -88,7 +88,8 @@ class DavApp:
             ifh = parse_if(request.headers.get("if"))
             op = Op(principal, ifh.tokens, request.headers.get("x-cartable-device"),
                     request.headers.get("x-cartable-operation"))
-            ctx = DavRequest(request, self.core, self.auth, self.config, principal, parts, base, ifh, op)
+            ctx = DavRequest(request, self.core, self.auth, self.config, principal, parts, base, ifh, op,
+                             raw.decode("latin-1"))
             if method not in _NO_IF_CHECK and method != "LOCK":
                 await locking.check_if_header(ctx)
             return await handler(ctx)

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: EUPL-1.2
+"""Nextcloud-client benchmark for cartable (one server process, loopback, one run):
+
+  (a) nextcloudcmd no-change sync of a 10,000-file tree: first sync untimed, then 3 timed no-change
+      syncs straight to the server (wall time), plus one more through a logging proxy to count the
+      requests a no-change sync makes;
+  (b) the desktop GUI's 30-second poll: PROPFIND Depth 0 on the user root asking for getetag,
+      hammered by wrk (16 connections, 10 s); implied clients per process = req/s × 30.
+
+    python bench/nextcloud_bench.py [--files 10000] [--duration 10] [--connections 16] [--tmp DIR]
+
+Needs nextcloudcmd and wrk (scripts/install-deps.sh). Not a test: it asserts no timing, but it does
+check that the syncs succeed and that wrk saw no error or non-2xx answer."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(HERE), str(REPO)]
+
+from tests.interop.ncsupport import LoggingProxy, client_env  # noqa: E402
+from webdav_bench import free_port, start_cartable  # noqa: E402
+
+POLL_BODY = '<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        sys.exit(f"{tool} is not installed; run scripts/install-deps.sh")
+    return path
+
+
+def make_tree(root: Path, n: int, seed: int = 1) -> None:
+    """n small files (0..4 KiB) in 10 × 10 nested folders."""
+    rng = random.Random(seed)
+    folders = [root / f"top{i:02d}" / f"sub{j:02d}" for i in range(10) for j in range(10)]
+    for f in folders:
+        f.mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        (folders[k % len(folders)] / f"file{k:05d}.txt").write_bytes(rng.randbytes(rng.randint(0, 4096)))
+
+
+def sync(exe: str, folder: Path, url: str, user: str, password: str, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run([exe, "--non-interactive", "--silent", "-u", user, "-p", password, str(folder), url],
+                       env=env, capture_output=True, text=True, timeout=3600, stdin=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"nextcloudcmd exited with {p.returncode}:\n{(p.stdout + p.stderr)[-3000:]}")
+    return wall
+
+
+def wrk_poll(wrk: str, url: str, user: str, password: str, duration: int, connections: int,
+             work: Path) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    script = work / "poll.lua"
+    script.write_text(
+        'wrk.method = "PROPFIND"\n'
+        f"wrk.body = '{POLL_BODY}'\n"
+        'wrk.headers["Depth"] = "0"\n'
+        'wrk.headers["Content-Type"] = "application/xml; charset=utf-8"\n'
+        f'wrk.headers["Authorization"] = "Basic {token}"\n'
+        'wrk.headers["User-Agent"] = "Mozilla/5.0 (Linux) mirall/3.7.3 (bench)"\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("STATUS_ERRORS %d\\n", summary.errors.status))\n'
+        "end\n")
+    threads = min(connections, os.cpu_count() or 2)
+    out = subprocess.run([wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
+                          url], capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not rps:
+        raise RuntimeError(f"wrk output not understood:\n{out}")
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: (.*)", out)
+    if bad or errs:
+        raise RuntimeError(f"wrk saw failures (non-2xx: {bad and bad.group(1)}, "
+                           f"socket: {errs and errs.group(1)}):\n{out}")
+    lat = {p: re.search(rf"^\s+{p}%\s+(\S+)", out, re.M) for p in ("50", "99")}
+    total = re.search(r"(\d+) requests in", out)
+    return {"rps": rps.group(1), "p50": lat["50"].group(1) if lat["50"] else "?",
+            "p99": lat["99"].group(1) if lat["99"] else "?", "requests": total.group(1) if total else "?"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--tmp", type=Path, default=None)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    ncc, wrk = need("nextcloudcmd"), need("wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="nc-bench-", dir=args.tmp))
+    srv = start_cartable(work / "data", free_port(), work / "cartable.log")
+    # start_cartable makes user "admin" with a random password; read it back from its BasicAuth.
+    user, password = base64.b64decode(srv.auth._auth_header.split()[1]).decode().split(":", 1)  # type: ignore[union-attr]
+    root_url = srv.base.split("/remote.php/")[0]
+    env = client_env() | {"HOME": str(work / "home")}
+    rows: list[tuple[str, str]] = []
+    try:
+        # Every sync goes through the logging proxy: nextcloudcmd names its journal after the server
+        # URL, so switching URLs between syncs would start over with a fresh journal.
+        with LoggingProxy(root_url) as proxy:
+            folder = work / "tree"
+            make_tree(folder, args.files)
+            print(f"first sync of {args.files} files (untimed) ...", flush=True)
+            first = sync(ncc, folder, proxy.url, user, password, env)
+            sync(ncc, folder, proxy.url, user, password, env)  # lists the folders just made (empty journal etags)
+            walls, counts = [], []
+            for i in range(3):
+                proxy.clear()
+                walls.append(sync(ncc, folder, proxy.url, user, password, env))
+                log = [str(r) for r in proxy.log]
+                counts.append(len(log))
+                print(f"  no-change sync {i + 1}: {walls[-1]:.2f} s, {len(log)} requests: {log}", flush=True)
+        print(f"wrk: PROPFIND Depth 0 getetag, {args.connections} connections, {args.duration} s ...", flush=True)
+        w = wrk_poll(wrk, srv.base, user, password, args.duration, args.connections, work)
+        rps = float(w["rps"])
+        rows = [
+            (f"first sync, {args.files} files in 100 folders (untimed, for reference)", f"{first:.1f} s"),
+            (f"no-change sync, {args.files} files: wall, median of 3 (through the proxy)",
+             f"{statistics.median(walls):.2f} s (min {min(walls):.2f}, max {max(walls):.2f})"),
+            ("no-change sync: requests per sync", f"{'/'.join(map(str, counts))} ("
+             + ", ".join(r.split(" -> ")[0] for r in log[:6]) + (", ..." if len(log) > 6 else "") + ")"),
+            (f"poll PROPFIND Depth 0 getetag, {args.connections} conn, {args.duration} s (wrk, direct)",
+             f"{rps:,.0f} req/s (p50 {w['p50']}, p99 {w['p99']}, {w['requests']} requests)"),
+            ("implied 30-s-polling desktop clients per process (req/s × 30)", f"{rps * 30:,.0f}"),
+        ]
+    finally:
+        srv.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    version = subprocess.run([ncc, "--version"], capture_output=True, text=True, env=env).stdout
+    version = next((line for line in version.splitlines() if "version" in line.lower()), "?").strip()
+    print(f"{version}; {os.cpu_count()} CPUs; cartable `serve` (one process), loopback")
+    print()
+    print("| measure | result |")
+    print("| --- | --- |")
+    for k, v in rows:
+        print(f"| {k} | {v} |")
+
+
+if __name__ == "__main__":
+    main()
