@@ -95,12 +95,19 @@ async def do_propfind(ctx: DavRequest) -> Response:
     if depth not in ("0", "1"):
         raise InvalidInput(f"Depth {depth!r} is not 0, 1 or infinity")
     mode, names = parse_propfind(await read_limited(ctx.request, ctx.config.max_xml_body))
-    node, kids = await run(files.listing, ctx.core, ctx.principal, ctx.parts)
-    entries: list[tuple[Node, tuple[str, ...]]] = [(node, ctx.parts)]
-    if depth == "1":
-        entries += [(k, (*ctx.parts, k.name)) for k in kids]
-    body = await run(_render_all, ctx, entries, mode, names)
+    body = await run(_list_and_render, ctx, depth == "1", mode, names)
     return Response(body, status_code=207, media_type="application/xml; charset=utf-8")
+
+
+def _list_and_render(ctx: DavRequest, with_children: bool, mode: str, names: list[PropName]) -> str:
+    """One worker-thread trip for the whole answer (the desktop's poll is a Depth 0 PROPFIND)."""
+    if with_children:
+        node, kids = files.listing(ctx.core, ctx.principal, ctx.parts)
+    else:
+        node, kids = files.stat(ctx.core, ctx.principal, ctx.parts), []
+    entries: list[tuple[Node, tuple[str, ...]]] = [(node, ctx.parts)]
+    entries += [(k, (*ctx.parts, k.name)) for k in kids]
+    return _render_all(ctx, entries, mode, names)
 
 
 def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mode: str,
