@@ -34,6 +34,7 @@ def serve(
     settings = settings_from(config, data=data, host=host, port=port)
     _keep_freed_memory()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations report through our own line
     core = open_core(settings)
     generated = accounts.bootstrap_admin(core, settings.admin_user, settings.admin_password or None)
     if generated:
