@@ -171,7 +171,7 @@ class PartWriter:
         old = repo.get_part(tx, upload_id, self.name)
         return quota - repo.staged_bytes(tx, self.principal.user_id) + (old.size if old else 0)
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self._received += len(data)
         if self.length is not None and self._received > self.length:
             raise TooLarge(f"the body is longer than its Content-Length ({self.length} bytes)")

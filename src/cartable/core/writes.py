@@ -143,7 +143,7 @@ class ContentWriter:
         self._pending_write: Future[list[tuple[bytes, int, int]]] | None = None
         self._writing: set[bytes] = set()
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self.received += len(data)
         for chunk in self._chunker.feed(data):
             self._add(chunk)
@@ -259,7 +259,7 @@ class Upload:
                                 f"{max(room, 0)} are left in the quota")
         return room
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self._received += len(data)
         if self.length is not None and self._received > self.length:
             raise TooLarge(f"the body is longer than its Content-Length ({self.length} bytes)")

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
+
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from cartable.common.paths import InvalidPath
@@ -11,7 +15,9 @@ from cartable.dav.xml import XML_HEAD, escape
 from cartable.http.basic import CHALLENGE
 from cartable.http.errormap import ErrorMap, status_for
 
-__all__ = ["STATUS", "error_response", "xml_error"]
+__all__ = ["STATUS", "error_response", "xml_error", "funnel"]
+
+log = logging.getLogger("cartable.dav")
 
 STATUS: ErrorMap = {
     e.NotFound: 404,
@@ -54,3 +60,17 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, e.Throttled):
         headers["Retry-After"] = str(exc.retry_after)
     return xml_error(status, str(exc), _CONDITIONS.get(type(exc)), headers)
+
+
+async def funnel(method: str, path: str, work: Awaitable[Response]) -> Response:
+    """Run a handler; every failure becomes an answer here, in one place per adapter family."""
+    try:
+        return await work
+    except (e.CartableError, InvalidPath) as exc:
+        return error_response(exc)
+    except ClientDisconnect:
+        log.info("client went away during %s %s; nothing was committed", method, path)
+        return Response(status_code=400)
+    except Exception:
+        log.exception("internal error on %s %s", method, path)
+        return xml_error(500, "internal server error; the operation was not completed")

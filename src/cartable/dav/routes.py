@@ -10,18 +10,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from cartable.common.paths import InvalidPath, decode_url_path, split_path
+from cartable.common.paths import decode_url_path, split_path
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
-from cartable.core.errors import CartableError, Forbidden, NotFound
+from cartable.core.errors import Forbidden, NotFound
 from cartable.core.tree import Op
 from cartable.dav import copymove, locking, propfind, proppatch, read, write
 from cartable.dav.context import DavConfig, DavRequest
-from cartable.dav.errors import error_response, xml_error
+from cartable.dav.errors import funnel
 from cartable.dav.ifheader import parse_if
 from cartable.http.basic import authenticate
 
@@ -70,34 +70,28 @@ class DavApp:
 
     async def handle(self, request: Request) -> Response:
         method = request.method.upper()
-        try:
-            if method == "OPTIONS":
-                return await read.do_options()
-            raw = request.scope.get("raw_path", request.url.path.encode()).split(b"?", 1)[0]
-            user, base, rest = self._split(raw.decode("latin-1"))
-            client = request.client.host if request.client else ""
-            principal = await authenticate(self.auth, request.headers.get("authorization"), client)
-            if user is not None and user != principal.name:
-                raise Forbidden(f"user {principal.name!r} cannot access the files of {user!r}")
-            base = FILES_PREFIX + quote(principal.name, safe="") if user is not None else base
-            parts = split_path(decode_url_path(rest.encode("latin-1")))
-            handler = HANDLERS.get(method)
-            if handler is None:
-                return Response(f"method {method} is not supported here\n", status_code=405,
-                                headers={"Allow": read.ALLOW})
-            ifh = parse_if(request.headers.get("if"))
-            op = Op(principal, ifh.tokens, request.headers.get("x-cartable-device"),
-                    request.headers.get("x-cartable-operation"))
-            ctx = DavRequest(request, self.core, self.auth, self.config, principal, parts, base, ifh, op,
-                             raw.decode("latin-1"))
-            if method not in _NO_IF_CHECK and method != "LOCK":
-                await locking.check_if_header(ctx)
-            return await handler(ctx)
-        except (CartableError, InvalidPath) as exc:
-            return error_response(exc)
-        except ClientDisconnect:
-            log.info("client went away during %s %s; nothing was committed", method, request.url.path)
-            return Response(status_code=400)
-        except Exception:
-            log.exception("internal error on %s %s", method, request.url.path)
-            return xml_error(500, "internal server error; the operation was not completed")
+        return await funnel(method, request.url.path, self._handle(request, method))
+
+    async def _handle(self, request: Request, method: str) -> Response:
+        if method == "OPTIONS":
+            return await read.do_options()
+        raw = request.scope.get("raw_path", request.url.path.encode()).split(b"?", 1)[0]
+        user, base, rest = self._split(raw.decode("latin-1"))
+        client = request.client.host if request.client else ""
+        principal = await authenticate(self.auth, request.headers.get("authorization"), client)
+        if user is not None and user != principal.name:
+            raise Forbidden(f"user {principal.name!r} cannot access the files of {user!r}")
+        base = FILES_PREFIX + quote(principal.name, safe="") if user is not None else base
+        parts = split_path(decode_url_path(rest.encode("latin-1")))
+        handler = HANDLERS.get(method)
+        if handler is None:
+            return Response(f"method {method} is not supported here\n", status_code=405,
+                            headers={"Allow": read.ALLOW})
+        ifh = parse_if(request.headers.get("if"))
+        op = Op(principal, ifh.tokens, request.headers.get("x-cartable-device"),
+                request.headers.get("x-cartable-operation"))
+        ctx = DavRequest(request, self.core, self.auth, self.config, principal, parts, base, ifh, op,
+                         raw.decode("latin-1"))
+        if method not in _NO_IF_CHECK and method != "LOCK":
+            await locking.check_if_header(ctx)
+        return await handler(ctx)

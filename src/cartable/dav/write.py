@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from cartable.core import files
@@ -17,7 +18,7 @@ from cartable.dav.context import DavRequest, run
 from cartable.dav.read import entity_headers
 from cartable.http.conditional import etag_list
 
-__all__ = ["do_put", "do_mkcol", "do_delete", "parse_mtime"]
+__all__ = ["do_put", "do_mkcol", "do_delete", "parse_mtime", "stream_body"]
 
 _BUFFER = 4 * 1024 * 1024
 _SMALL = 256 * 1024
@@ -77,27 +78,33 @@ def _write_small(start: Callable[[], Upload], body: bytes) -> WriteResult:
     return upload.commit()
 
 
-async def _stream(ctx: DavRequest, upload: Upload) -> WriteResult:
+async def stream_body(request: Request, write: Callable[[bytearray], None]) -> None:
+    """Feed the request body to a blocking write() in worker threads, 4 MiB at a time, one buffer
+    in flight while the next is received (the body is never held whole)."""
     loop = asyncio.get_running_loop()
     pending: asyncio.Future[None] | None = None
     buf = bytearray()
     try:
-        async for piece in ctx.request.stream():
+        async for piece in request.stream():
             buf += piece
             if len(buf) >= _BUFFER:
                 if pending is not None:
                     await pending
-                pending = loop.run_in_executor(None, upload.write, buf)
+                pending = loop.run_in_executor(None, write, buf)
                 buf = bytearray()  # handed over whole: no copy
         if pending is not None:
             await pending
             pending = None
         if buf:
-            await run(upload.write, bytes(buf))
-        return await run(upload.commit)
+            await run(write, buf)
     finally:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
+
+
+async def _stream(ctx: DavRequest, upload: Upload) -> WriteResult:
+    await stream_body(ctx.request, upload.write)
+    return await run(upload.commit)
 
 
 def _content_type(ctx: DavRequest) -> str | None:

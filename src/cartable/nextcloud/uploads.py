@@ -16,12 +16,11 @@ Only the user named in the URL may touch their uploads (403 otherwise); unknown 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -35,12 +34,12 @@ from cartable.core.model import Node, Principal
 from cartable.core.tree import Op
 from cartable.core.writes import Preconditions
 from cartable.dav.context import run
-from cartable.dav.errors import error_response, xml_error
+from cartable.dav.errors import funnel
 from cartable.dav.ifheader import IfHeader, parse_if
 from cartable.dav.propfind import parse_propfind
 from cartable.dav.read import entity_headers
 from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
-from cartable.dav.write import parse_mtime
+from cartable.dav.write import parse_mtime, stream_body
 from cartable.dav.xml import escape
 from cartable.http.basic import authenticate
 from cartable.http.bodies import read_limited
@@ -90,30 +89,24 @@ class UploadsApp:
 
     async def handle(self, request: Request) -> Response:
         method = request.method.upper()
-        try:
-            raw = request.scope.get("raw_path", request.url.path.encode()).split(b"?", 1)[0].decode("latin-1")
-            if method == "OPTIONS":
-                return Response(status_code=200, headers={"DAV": "1", "Allow": f"{_ALLOW_COLLECTION}, PUT, MOVE"})
-            segs = [decode_url_path(s.encode("latin-1")) for s in raw[len(UPLOADS_PREFIX):].split("/") if s]
-            if not segs:
-                raise NotFound("the URL names no user: use /remote.php/dav/uploads/USER/ID/")
-            client = request.client.host if request.client else ""
-            principal = await authenticate(self.auth, request.headers.get("authorization"), client)
-            if segs[0] != principal.name:
-                raise Forbidden(f"user {principal.name!r} cannot access the uploads of {segs[0]!r}")
-            if len(segs) > 3:
-                raise NotFound("upload collections hold parts only, not folders")
-            req = _Req(request, self.core, principal, segs[1] if len(segs) > 1 else None,
-                       segs[2] if len(segs) > 2 else None, raw)
-            return await self._dispatch(method, req)
-        except (CartableError, InvalidPath) as exc:
-            return error_response(exc)
-        except ClientDisconnect:
-            log.info("client went away during %s %s; nothing was committed", method, request.url.path)
-            return Response(status_code=400)
-        except Exception:
-            log.exception("internal error on %s %s", method, request.url.path)
-            return xml_error(500, "internal server error; the operation was not completed")
+        return await funnel(method, request.url.path, self._handle(request, method))
+
+    async def _handle(self, request: Request, method: str) -> Response:
+        raw = request.scope.get("raw_path", request.url.path.encode()).split(b"?", 1)[0].decode("latin-1")
+        if method == "OPTIONS":
+            return Response(status_code=200, headers={"DAV": "1", "Allow": f"{_ALLOW_COLLECTION}, PUT, MOVE"})
+        segs = [decode_url_path(s.encode("latin-1")) for s in raw[len(UPLOADS_PREFIX):].split("/") if s]
+        if not segs:
+            raise NotFound("the URL names no user: use /remote.php/dav/uploads/USER/ID/")
+        client = request.client.host if request.client else ""
+        principal = await authenticate(self.auth, request.headers.get("authorization"), client)
+        if segs[0] != principal.name:
+            raise Forbidden(f"user {principal.name!r} cannot access the uploads of {segs[0]!r}")
+        if len(segs) > 3:
+            raise NotFound("upload collections hold parts only, not folders")
+        req = _Req(request, self.core, principal, segs[1] if len(segs) > 1 else None,
+                   segs[2] if len(segs) > 2 else None, raw)
+        return await self._dispatch(method, req)
 
     async def _dispatch(self, method: str, req: _Req) -> Response:
         if req.key is None:
@@ -186,28 +179,12 @@ async def _put(req: _Req) -> Response:
         raise InvalidInput("partial PUT with Content-Range is not supported")
     writer = await run(core_uploads.PartWriter, req.core, req.principal, req.key, req.name,
                        length=_int_header(req, "content-length"))
-    loop = asyncio.get_running_loop()
-    pending: asyncio.Future[None] | None = None
-    buf = bytearray()
     committed = False
     try:
-        async for piece in req.request.stream():
-            buf += piece
-            if len(buf) >= _BUFFER:
-                if pending is not None:
-                    await pending
-                pending = loop.run_in_executor(None, writer.write, bytes(buf))
-                buf.clear()
-        if pending is not None:
-            await pending
-            pending = None
-        if buf:
-            await run(writer.write, bytes(buf))
+        await stream_body(req.request, writer.write)
         await run(writer.commit)
         committed = True
     finally:
-        if pending is not None:
-            await asyncio.gather(pending, return_exceptions=True)
         if not committed:
             await run(writer.abandon)
     return Response(status_code=201)
