@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Optional
 
 import typer
@@ -31,6 +33,15 @@ def _core(config: object, data: object) -> Core:
 def _fail(exc: Exception) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(1)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """A refused command prints the core's message and exits 1 (no traceback)."""
+    try:
+        yield
+    except (CartableError, ConfigError) as exc:
+        raise _fail(exc) from None
 
 
 def _read_password(from_stdin: bool, confirm: bool = True) -> str:
@@ -60,13 +71,11 @@ def user_add(
 ) -> None:
     """Create an account (and its home folder)."""
     core = _core(config, data)
-    try:
+    with _reported():
         q = parse_size(quota) if quota is not None else None
         password = _read_password(password_stdin)
         accounts.create_user(core, name, password, is_admin=admin, quota=q, display_name=display_name,
                              email=email)
-    except (CartableError, ConfigError) as exc:
-        raise _fail(exc) from None
     typer.echo(f"created user {name!r}")
 
 
@@ -88,30 +97,24 @@ def user_passwd(
 ) -> None:
     """Change a password (cached logins with the old one stop working at once)."""
     core = _core(config, data)
-    try:
+    with _reported():
         accounts.set_password(core, name, _read_password(password_stdin))
-    except CartableError as exc:
-        raise _fail(exc) from None
     typer.echo(f"password of {name!r} changed")
 
 
 @user_app.command("disable")
 def user_disable(name: str, data: DataOpt = None, config: ConfigOpt = None) -> None:
     """Disable an account: it can no longer log in; its files are kept."""
-    try:
+    with _reported():
         accounts.set_disabled(_core(config, data), name, True)
-    except CartableError as exc:
-        raise _fail(exc) from None
     typer.echo(f"user {name!r} disabled")
 
 
 @user_app.command("enable")
 def user_enable(name: str, data: DataOpt = None, config: ConfigOpt = None) -> None:
     """Enable a disabled account."""
-    try:
+    with _reported():
         accounts.set_disabled(_core(config, data), name, False)
-    except CartableError as exc:
-        raise _fail(exc) from None
     typer.echo(f"user {name!r} enabled")
 
 
@@ -124,10 +127,8 @@ def user_delete(
     """Delete an account and all its files."""
     if not yes and not typer.confirm(f"Delete user {name!r} and all their files?"):
         raise typer.Exit(1)
-    try:
+    with _reported():
         accounts.delete_user(_core(config, data), name)
-    except CartableError as exc:
-        raise _fail(exc) from None
     typer.echo(f"user {name!r} deleted")
 
 
@@ -138,41 +139,33 @@ def user_quota(
     data: DataOpt = None, config: ConfigOpt = None,
 ) -> None:
     """Set an account's quota."""
-    try:
+    with _reported():
         q = None if size == "default" else parse_size(size)
         accounts.set_quota(_core(config, data), name, q)
-    except (CartableError, ConfigError) as exc:
-        raise _fail(exc) from None
     typer.echo(f"quota of {name!r} set to {size}")
 
 
 @apppw_app.command("add")
 def apppw_add(user: str, device: str, data: DataOpt = None, config: ConfigOpt = None) -> None:
     """Create an app password for a device; it is printed once."""
-    try:
+    with _reported():
         token = accounts.create_app_password(_core(config, data), user, device)
-    except CartableError as exc:
-        raise _fail(exc) from None
     typer.echo(token)
 
 
 @apppw_app.command("list")
 def apppw_list(user: str, data: DataOpt = None, config: ConfigOpt = None) -> None:
     """List a user's app passwords."""
-    try:
+    with _reported():
         for rec in accounts.list_app_passwords(_core(config, data), user):
             typer.echo(f"{rec.id}\t{rec.name}")
-    except CartableError as exc:
-        raise _fail(exc) from None
 
 
 @apppw_app.command("revoke")
 def apppw_revoke(user: str, app_id: int, data: DataOpt = None, config: ConfigOpt = None) -> None:
     """Revoke an app password: it stops working at once."""
-    try:
+    with _reported():
         accounts.revoke_app_password(_core(config, data), user, app_id)
-    except CartableError as exc:
-        raise _fail(exc) from None
     typer.echo(f"app password {app_id} of {user!r} revoked")
 
 

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from cartable.core.errors import InvalidInput
 
-__all__ = ["Condition", "IfList", "IfHeader", "parse_if"]
+__all__ = ["Condition", "IfList", "IfHeader", "parse_if", "list_holds"]
 
 _TOKEN = re.compile(r'\s*(?:(<[^>]*>)|(\()|(\))|(\[[^\]]*\])|(Not)\b)', re.IGNORECASE)
 
@@ -88,3 +89,13 @@ def parse_if(header: str | None) -> IfHeader:
             raise InvalidInput("malformed If header: empty list")
         lists.append(IfList(resource, tuple(conds)))
     return IfHeader(tuple(lists), frozenset(tokens))
+
+
+def list_holds(lst: IfList, etag: str | None, tokens: Collection[str]) -> bool:
+    """Whether every condition of one list holds for a resource with this etag (None: the
+    resource does not exist) and these valid lock tokens."""
+    for c in lst.conditions:
+        ok = c.token in tokens if c.token is not None else (etag is not None and c.etag == etag)
+        if ok == c.negate:
+            return False
+    return True

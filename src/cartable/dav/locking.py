@@ -14,7 +14,7 @@ from cartable.core.errors import InvalidInput, NotFound, PreconditionFailed
 from cartable.core.model import Node
 from cartable.dav import xml
 from cartable.dav.context import DavRequest, run
-from cartable.dav.ifheader import IfList
+from cartable.dav.ifheader import list_holds
 from cartable.dav.props import activelock_xml
 from cartable.http.bodies import read_limited
 
@@ -43,17 +43,6 @@ def _parts_of(ctx: DavRequest, resource: str | None) -> tuple[str, ...] | None:
         return None
 
 
-def _list_holds(ctx: DavRequest, lst: IfList, node: Node | None, tokens: set[str]) -> bool:
-    for c in lst.conditions:
-        if c.token is not None:
-            ok = c.token in tokens
-        else:
-            ok = node is not None and c.etag == node.etag
-        if ok == c.negate:
-            return False
-    return True
-
-
 async def check_if_header(ctx: DavRequest) -> None:
     """412 when every list of the If header fails. (A list that holds but names no token of a
     lock that applies still gets 423, from the core's lock check.)"""
@@ -72,7 +61,7 @@ async def check_if_header(ctx: DavRequest) -> None:
             tokens = await run(locks.tokens_valid_for, ctx.core, node) if node is not None else set()
             cache[parts] = (node, tokens)
         node, tokens = cache[parts]
-        if _list_holds(ctx, lst, node, tokens):
+        if list_holds(lst, node.etag if node is not None else None, tokens):
             return
     raise PreconditionFailed("no list of the If header matched the current state")
 

@@ -49,7 +49,7 @@ async def do_proppatch(ctx: DavRequest) -> Response:
     else:
         await run(props.patch, ctx.core, ctx.op, ctx.principal, ctx.parts, changes)
         stats = [(c, 200) for c in changes]
-    node_href = ctx.href(ctx.parts, node.is_dir)
+    node_href = ctx.own_href(node.is_dir)
     body = [xml.MULTISTATUS_OPEN, f"<d:response><d:href>{xml.escape(node_href)}</d:href>"]
     for c, code in stats:
         body.append(f"<d:propstat><d:prop>{xml.empty_element(c.ns, c.name)}</d:prop>"

@@ -35,7 +35,7 @@ from cartable.core.tree import Op
 from cartable.core.writes import Preconditions
 from cartable.dav.context import run
 from cartable.dav.errors import funnel
-from cartable.dav.ifheader import IfHeader, parse_if
+from cartable.dav.ifheader import IfHeader, list_holds, parse_if
 from cartable.dav.propfind import parse_propfind
 from cartable.dav.read import entity_headers
 from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
@@ -226,18 +226,10 @@ async def _if_state(req: _Req, ifh: IfHeader, dst: tuple[str, ...]) -> Precondit
         targets.append(on_dst)
 
     def holds(existing: Node | None) -> bool:
-        for lst, on_dst in zip(ifh.lists, targets):
-            target = existing if on_dst else None
-            ok_all = True
-            for c in lst.conditions:
-                ok = (c.token in tokens and on_dst) if c.token is not None else (
-                    target is not None and c.etag == target.etag)
-                if ok == c.negate:
-                    ok_all = False
-                    break
-            if ok_all:
-                return True
-        return False
+        # Lists about another resource see neither a node nor tokens.
+        return any(list_holds(lst, existing.etag if on_dst and existing is not None else None,
+                              tokens if on_dst else ())
+                   for lst, on_dst in zip(ifh.lists, targets))
 
     return Preconditions(state=holds)
 
