@@ -42,10 +42,17 @@ from cartable.core.errors import (
 from cartable.core.files import quota_of
 from cartable.core.model import Principal, WriteResult
 from cartable.core.tree import Op, display
-from cartable.core.writes import ContentWriter, Preconditions, Written, commit_version, new_hasher, parse_checksum
+from cartable.core.writes import (
+    ContentWriter,
+    Preconditions,
+    Written,
+    commit_version,
+    new_hasher,
+    parse_checksum,
+    room_for,
+)
 from cartable.store.blobs.base import ChunkMissing, StoreUnavailable
 from cartable.store.meta import content
-from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta import uploads as repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
@@ -317,13 +324,7 @@ def assemble(core: Core, op: Op, key: str, dst_parts: Sequence[str], *, total_le
     with core.db.read() as tx:
         up = _get(tx, principal, key)
         records = {p.name: p for p in repo.list_parts(tx, up.id)}
-        space = tree.space_of(tx, principal)
-        parent = tree.resolve_parent(tx, space, dst)
-        existing = nodes_repo.child(tx, parent.id, dst[-1])
-        if existing is not None and existing.is_dir:
-            raise Conflict(f"{display(dst)} is a folder; a file cannot replace it")
-        pre.check(existing, display(dst))
-        room = quota_of(core, space) - tree.root_of(tx, space).size + (existing.size if existing else 0)
+    room = room_for(core, principal, dst, pre)
     parts = [records[n] for n in order_names(records)]
     size = sum(p.size for p in parts)
     declared = total_length if total_length is not None else up.total_length

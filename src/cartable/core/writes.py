@@ -41,7 +41,7 @@ from cartable.core.errors import (
     TooLarge,
 )
 from cartable.core.files import check_quota, quota_of
-from cartable.core.model import ManifestEntry, Node, WriteResult
+from cartable.core.model import ManifestEntry, Node, Principal, WriteResult
 from cartable.core.tree import Op, display
 from cartable.store.blobs.base import StoreUnavailable
 from cartable.store.meta import content
@@ -49,7 +49,7 @@ from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 
-__all__ = ["Upload", "Preconditions", "parse_checksum", "new_hasher", "ContentWriter", "Written",
+__all__ = ["Upload", "Preconditions", "parse_checksum", "new_hasher", "room_for", "ContentWriter", "Written",
            "commit_version"]
 
 _PRECHECK_MIN = 256 * 1024
@@ -245,15 +245,7 @@ class Upload:
 
     def _check_start(self) -> int:
         """Fail before any byte is read when the target is wrong or the quota is too small."""
-        with self.core.db.read() as tx:
-            space = tree.space_of(tx, self.op.principal)
-            parent = tree.resolve_parent(tx, space, self.parts)
-            existing = nodes_repo.child(tx, parent.id, self.parts[-1])
-            if existing is not None and existing.is_dir:
-                raise Conflict(f"{display(self.parts)} is a folder; a file cannot replace it")
-            self.pre.check(existing, display(self.parts))
-            room = quota_of(self.core, space) - tree.root_of(tx, space).size
-            room += existing.size if existing is not None else 0
+        room = room_for(self.core, self.op.principal, self.parts, self.pre)
         if self.length is not None and self.length > room:
             raise QuotaExceeded(f"not enough space for {display(self.parts)}: it needs {self.length} bytes, "
                                 f"{max(room, 0)} are left in the quota")
@@ -292,6 +284,21 @@ class Upload:
         checksums = f"{self.expected[0]}:{self.expected[1]}" if self.expected is not None else None
         return commit_version(self.core, self.op, self.parts, written, mtime=self.mtime,
                               content_type=self.content_type, checksums=checksums, pre=self.pre)
+
+
+def room_for(core: Core, principal: Principal, parts: Sequence[str], pre: Preconditions) -> int:
+    """Early checks of a file write, before its bytes are read (the commit checks all again):
+    the parent exists, the target is not a folder, the preconditions hold. Returns how many bytes
+    the quota leaves for the new content (the replaced file's size counts as free)."""
+    with core.db.read() as tx:
+        space = tree.space_of(tx, principal)
+        parent = tree.resolve_parent(tx, space, parts)
+        existing = nodes_repo.child(tx, parent.id, parts[-1])
+        if existing is not None and existing.is_dir:
+            raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
+        pre.check(existing, display(parts))
+        room = quota_of(core, space) - tree.root_of(tx, space).size
+    return room + (existing.size if existing is not None else 0)
 
 
 def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *, mtime: float | None,
