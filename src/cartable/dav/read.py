@@ -27,13 +27,13 @@ async def do_options(_ctx: DavRequest | None = None) -> Response:
                                               "Accept-Ranges": "bytes", "Content-Length": "0"})
 
 
-# Adapters that extend WebDAV (Nextcloud: OC-ETag, OC-FileId) add response headers here.
-ENTITY_HEADER_HOOKS: list[Callable[[Node], dict[str, str]]] = []
+# Adapters that extend WebDAV (Nextcloud: OC-ETag, OC-FileId) add response headers here, by name.
+ENTITY_HEADER_HOOKS: dict[str, Callable[[Node], dict[str, str]]] = {}
 
 
 def entity_headers(node: Node) -> dict[str, str]:
     headers = {"ETag": quote_etag(node.etag), "Last-Modified": http_date(node.mtime)}
-    for hook in ENTITY_HEADER_HOOKS:
+    for hook in ENTITY_HEADER_HOOKS.values():
         headers.update(hook(node))
     return headers
 

@@ -4,6 +4,8 @@ and PATCH with X-Recalculate-Hash."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.responses import Response
 
 from cartable.core import files
@@ -66,7 +68,7 @@ def _register_props(instance: str) -> None:
         register(prop)
 
 
-def _headers(instance: str):  # type: ignore[no-untyped-def]
+def _headers(instance: str) -> Callable[[Node], dict[str, str]]:
     def hook(node: Node) -> dict[str, str]:
         headers = {"OC-ETag": quote_etag(node.etag), "OC-FileId": oc_id(node.id, instance)}
         if node.checksums and not node.is_dir:
@@ -88,8 +90,5 @@ async def do_patch(ctx: DavRequest) -> Response:
 def install(instance: str) -> None:
     """Register the dialect into the WebDAV adapter (idempotent)."""
     _register_props(instance)
-    read.ENTITY_HEADER_HOOKS[:] = [h for h in read.ENTITY_HEADER_HOOKS if getattr(h, "nextcloud", False) is False]
-    hook = _headers(instance)
-    hook.nextcloud = True  # type: ignore[attr-defined]
-    read.ENTITY_HEADER_HOOKS.append(hook)
+    read.ENTITY_HEADER_HOOKS["nextcloud"] = _headers(instance)
     HANDLERS["PATCH"] = do_patch
