@@ -33,16 +33,6 @@ def parse_size(value: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def _bool(value: str | bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{value!r} is not a boolean (use true or false)")
-
-
 @dataclass(frozen=True)
 class Setting:
     name: str

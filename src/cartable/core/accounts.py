@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 
 from cartable.common.hashing import new_etag
-from cartable.core import files, tree, uploads
+from cartable.core import files, uploads
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, InvalidInput, NotFound
 from cartable.core.model import Principal
@@ -190,7 +190,3 @@ def revoke_app_password(core: Core, name: str, app_id: int) -> None:
         if not repo.delete_app_password(tx, _user(tx, name).id, app_id):
             raise NotFound(f"user {name!r} has no app password with id {app_id}")
 
-
-def root_etag(core: Core, principal: Principal) -> str:
-    with core.db.read() as tx:
-        return tree.root_of(tx, tree.space_of(tx, principal)).etag

@@ -229,7 +229,6 @@ class Upload:
         self.core, self.op, self.parts = core, op, tuple(parts)
         self.length, self.mtime = length, mtime
         self.expected = parse_checksum(checksum)
-        self.checksum_header = checksum
         self.content_type = content_type or mimetypes.guess_type(self.parts[-1] if self.parts else "")[0]
         self.pre = preconditions or Preconditions()
         self._writer = ContentWriter(core)

@@ -27,9 +27,6 @@ from cartable.nextcloud.status import version_info
 
 __all__ = ["OcsApp", "capabilities", "ocs_response"]
 
-CHUNK_SIZE_HINT = 10_000_000
-
-
 def capabilities() -> dict[str, Any]:
     """Only what cartable really does: no sharing, trash or versions yet; no bulk upload."""
     return {

@@ -15,7 +15,7 @@ from cartable.store.meta.records import NodeRecord
 from cartable.store.meta.schema import nodes
 
 __all__ = ["get", "child", "children", "insert", "update_node", "delete_many", "ancestor_ids",
-           "subtree", "propagate", "count_children", "all_brief"]
+           "subtree", "propagate", "all_brief"]
 
 _BATCH = 500
 
@@ -38,12 +38,6 @@ def child(tx: Tx, parent_id: int, name: str) -> NodeRecord | None:
 def children(tx: Tx, parent_id: int) -> list[NodeRecord]:
     rows = tx.execute(select(nodes).where(nodes.c.parent_id == parent_id).order_by(nodes.c.name))
     return [NodeRecord.from_row(r) for r in rows]
-
-
-def count_children(tx: Tx, parent_id: int) -> int:
-    from sqlalchemy import func
-
-    return int(tx.execute(select(func.count()).where(nodes.c.parent_id == parent_id)).scalar_one())
 
 
 _INSERT = nodes.insert()
