@@ -23,8 +23,9 @@ from cartable.core.errors import (
     QuotaExceeded,
     Unauthenticated,
 )
+from cartable.core.preconditions import Preconditions
 from cartable.core.tree import Op
-from cartable.core.writes import Preconditions, Upload
+from cartable.core.writes import Upload
 from cartable.store.meta import journal
 from tests.core.conftest import make_core, op_for
 

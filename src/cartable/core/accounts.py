@@ -16,6 +16,7 @@ from cartable.core import files, uploads
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, InvalidInput, NotFound
 from cartable.core.model import Principal
+from cartable.core.quota import quota_of
 from cartable.store.meta import accounts as repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.errors import RowConflict
@@ -112,7 +113,7 @@ def get_user(core: Core, name: str) -> UserInfo:
         if space is not None:
             root = nodes_repo.get(tx, space.root_id)
             used = root.size if root is not None else 0
-            quota = files.quota_of(core, space)
+            quota = quota_of(core, space)
     return UserInfo(rec.id, rec.name, rec.display_name, rec.email, rec.is_admin, rec.disabled, used, quota)
 
 

@@ -11,10 +11,12 @@ from collections import Counter
 from collections.abc import Sequence
 
 from cartable.common.hashing import new_etag
-from cartable.core import manifest, tree
+from cartable.core import manifest, reads, tree
+from cartable.core.checksums import new_hasher
 from cartable.core.context import Core
-from cartable.core.errors import AlreadyExists, Conflict, Forbidden, PreconditionFailed, QuotaExceeded
+from cartable.core.errors import AlreadyExists, Conflict, Forbidden, PreconditionFailed
 from cartable.core.model import Node, Principal, Usage
+from cartable.core.quota import check_quota, quota_of
 from cartable.core.tree import Op, display
 from cartable.store.meta import content, journal
 from cartable.store.meta import locks as locks_repo
@@ -24,7 +26,7 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import SpaceRecord
 
-__all__ = ["stat", "listing", "mkdir", "delete", "move", "copy", "usage", "quota_of", "remove_subtree",
+__all__ = ["stat", "listing", "mkdir", "delete", "move", "copy", "usage", "remove_subtree",
            "instance_id", "recalculate_checksum"]
 
 
@@ -40,24 +42,10 @@ def listing(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Nod
         return node, (nodes_repo.children(tx, node.id) if node.is_dir else [])
 
 
-def quota_of(core: Core, space: SpaceRecord) -> int:
-    return core.limits.default_quota if space.quota is None else space.quota
-
-
 def usage(core: Core, principal: Principal) -> Usage:
     with core.db.read() as tx:
         space = tree.space_of(tx, principal)
         return Usage(tree.root_of(tx, space).size, quota_of(core, space))
-
-
-def check_quota(core: Core, tx: Tx, space: SpaceRecord, delta: int) -> None:
-    if delta <= 0:
-        return
-    used = tree.root_of(tx, space).size
-    quota = quota_of(core, space)
-    if used + delta > quota:
-        raise QuotaExceeded(f"not enough space: {delta} more bytes would exceed the quota "
-                            f"({used} of {quota} bytes used)")
 
 
 def mkdir(core: Core, op: Op, parts: Sequence[str]) -> Node:
@@ -244,9 +232,6 @@ def instance_id(core: Core) -> str:
 def recalculate_checksum(core: Core, op: Op, parts: Sequence[str], algo: str) -> str:
     """Hash the file's current content with algo (SHA1, MD5, SHA256, ADLER32), store it as the
     file's checksum and return 'ALGO:hex'. The etag is unchanged: the content is."""
-    from cartable.core import reads
-    from cartable.core.writes import new_hasher
-
     content = reads.open_content(core, op.principal, parts)
     hasher = new_hasher(algo)
     for piece in content.iter_range():

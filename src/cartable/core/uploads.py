@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from cartable.common.paths import InvalidPath, normalize_name
 from cartable.core import manifest, tree
+from cartable.core.checksums import new_hasher, parse_checksum
 from cartable.core.context import Core
 from cartable.core.errors import (
     AlreadyExists,
@@ -39,16 +40,14 @@ from cartable.core.errors import (
     StorageUnavailable,
     TooLarge,
 )
-from cartable.core.files import quota_of
 from cartable.core.model import Principal, WriteResult
+from cartable.core.preconditions import Preconditions
+from cartable.core.quota import quota_of
 from cartable.core.tree import Op, display
 from cartable.core.writes import (
     ContentWriter,
-    Preconditions,
     Written,
     commit_version,
-    new_hasher,
-    parse_checksum,
     room_for,
 )
 from cartable.store.blobs.base import ChunkMissing, StoreUnavailable

@@ -18,9 +18,7 @@ assembly.
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,18 +28,19 @@ from typing import Any
 from cartable.common.chunking import StreamChunker
 from cartable.common.hashing import chunk_digest, new_etag
 from cartable.core import manifest, tree
+from cartable.core.checksums import new_hasher, parse_checksum
 from cartable.core.context import Core
 from cartable.core.errors import (
     ChecksumMismatch,
     Conflict,
     InvalidInput,
-    PreconditionFailed,
     QuotaExceeded,
     StorageUnavailable,
     TooLarge,
 )
-from cartable.core.files import check_quota, quota_of
 from cartable.core.model import ManifestEntry, Node, Principal, WriteResult
+from cartable.core.preconditions import Preconditions
+from cartable.core.quota import check_quota, quota_of
 from cartable.core.tree import Op, display
 from cartable.store.blobs.base import StoreUnavailable
 from cartable.store.meta import content
@@ -49,66 +48,11 @@ from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 
-__all__ = ["Upload", "Preconditions", "parse_checksum", "new_hasher", "room_for", "ContentWriter", "Written",
+__all__ = ["Upload", "room_for", "ContentWriter", "Written",
            "commit_version"]
 
 _PRECHECK_MIN = 256 * 1024
 _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cartable-write")
-_ALGOS = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256", "SHA-256": "sha256", "ADLER32": "adler32"}
-
-
-class _Adler32:
-    def __init__(self) -> None:
-        self.value = 1
-
-    def update(self, data: bytes | memoryview) -> None:
-        self.value = zlib.adler32(data, self.value)
-
-    def hexdigest(self) -> str:
-        return f"{self.value:08x}"
-
-
-def new_hasher(algo: str) -> Any:
-    """A hashlib-like object for a Nextcloud checksum type; InvalidInput for unknown types."""
-    name = _ALGOS.get(algo.upper())
-    if name is None:
-        raise InvalidInput(f"checksum type {algo!r} is not one of SHA1, MD5, SHA256, ADLER32")
-    return _Adler32() if name == "adler32" else hashlib.new(name)
-
-
-def parse_checksum(header: str | None) -> tuple[str, str] | None:
-    """'SHA1:abc…' → ('SHA1', 'abc…'); None when absent; InvalidInput when malformed."""
-    if not header:
-        return None
-    algo, sep, value = header.strip().partition(":")
-    algo = algo.upper()
-    if not sep or algo not in _ALGOS or not value or any(c not in "0123456789abcdefABCDEF" for c in value):
-        raise InvalidInput(f"checksum {header!r} is not TYPE:hex with TYPE one of SHA1, MD5, SHA256, ADLER32")
-    return algo, value.lower()
-
-
-class Preconditions:
-    """HTTP-style preconditions on the target, checked again inside the commit transaction."""
-
-    def __init__(self, if_match: Sequence[str] | None = None, if_none_match: Sequence[str] | None = None,
-                 state: Callable[[Node | None], bool] | None = None) -> None:
-        """state: an extra condition on the target (e.g. a WebDAV If header's etag lists),
-        evaluated with the target as the transaction sees it; False → PreconditionFailed."""
-        self.if_match = if_match
-        self.if_none_match = if_none_match
-        self.state = state
-
-    def check(self, existing: Node | None, path: str) -> None:
-        if self.state is not None and not self.state(existing):
-            raise PreconditionFailed(f"{path}: no list of the If header matched its current state")
-        if self.if_match is not None:
-            if existing is None or ("*" not in self.if_match and existing.etag not in self.if_match):
-                raise PreconditionFailed(f"{path} has changed or does not exist (If-Match failed)")
-        if self.if_none_match is not None and existing is not None:
-            if "*" in self.if_none_match or existing.etag in self.if_none_match:
-                raise PreconditionFailed(f"{path} already exists (If-None-Match failed)")
-
-
 @dataclass
 class Written:
     """What a ContentWriter produced: the content's size and either its manifest (with the chunks

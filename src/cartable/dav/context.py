@@ -3,22 +3,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from anyio import to_thread
 from starlette.requests import Request
+from starlette.responses import Response
 
 from cartable.common.paths import decode_url_path, split_path
+from cartable.common.timefmt import http_date
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
 from cartable.core.model import Node, Principal
 from cartable.core.tree import Op
 from cartable.dav.ifheader import IfHeader
+from cartable.dav.props import PropRegistry, base_registry
+from cartable.http.conditional import quote_etag
 
-__all__ = ["DavConfig", "DavRequest", "run", "href_for"]
+__all__ = ["DavConfig", "DavRequest", "Dialect", "Handler", "run", "href_for"]
 
 T = TypeVar("T")
 
@@ -33,6 +37,29 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 @dataclass(frozen=True)
 class DavConfig:
     max_xml_body: int = 1024 * 1024
+
+
+Handler = Callable[["DavRequest"], Awaitable[Response]]
+HeaderHook = Callable[[Node], dict[str, str]]
+
+
+@dataclass
+class Dialect:
+    """What one WebDAV app speaks: its method handlers, live properties, the properties a client
+    may set, and extra response headers per node. Adapters that extend WebDAV (Nextcloud) add to
+    the app's own dialect while the app is built; nothing here is process-global."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    props: PropRegistry = field(default_factory=base_registry)
+    settable: set[tuple[str, str]] = field(default_factory=set)
+    header_hooks: list[HeaderHook] = field(default_factory=list)
+
+    def entity_headers(self, node: Node) -> dict[str, str]:
+        """ETag, Last-Modified and every extension's headers for a node."""
+        headers = {"ETag": quote_etag(node.etag), "Last-Modified": http_date(node.mtime)}
+        for hook in self.header_hooks:
+            headers.update(hook(node))
+        return headers
 
 
 def href_for(base: str, parts: tuple[str, ...], is_dir: bool) -> str:
@@ -53,7 +80,11 @@ class DavRequest:
     base: str  # URL path of the user's root, percent-encoded, no trailing slash
     if_header: IfHeader
     op: Op
+    dialect: Dialect
     raw_path: str = ""  # the request's path exactly as sent (percent-encoded), for its own href
+
+    def entity_headers(self, node: Node) -> dict[str, str]:
+        return self.dialect.entity_headers(node)
 
     def href(self, parts: tuple[str, ...], is_dir: bool) -> str:
         return href_for(self.base, parts, is_dir)

@@ -11,7 +11,6 @@ from starlette.responses import Response
 from cartable.core import files
 from cartable.core.errors import Forbidden, InvalidInput
 from cartable.dav.context import DavRequest, run
-from cartable.dav.read import entity_headers
 from cartable.dav.write import parse_mtime
 
 __all__ = ["do_copy", "do_move", "destination_parts"]
@@ -59,7 +58,7 @@ async def do_move(ctx: DavRequest) -> Response:
     mtime = parse_mtime(ctx.header("x-oc-mtime"))
     created = await run(files.move, ctx.core, ctx.op, ctx.parts, dst, overwrite=_overwrite(ctx), mtime=mtime)
     node = await run(files.stat, ctx.core, ctx.principal, dst)
-    headers = entity_headers(node)
+    headers = ctx.entity_headers(node)
     if mtime is not None:
         headers["X-OC-MTime"] = "accepted"
     return Response(status_code=201 if created else 204, headers=headers)

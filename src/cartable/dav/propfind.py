@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from urllib.parse import quote
 
 from starlette.responses import Response
@@ -14,7 +13,7 @@ from cartable.core.model import Node, Usage
 from cartable.dav import xml
 from cartable.dav.context import DavRequest, run
 from cartable.dav.errors import xml_error
-from cartable.dav.props import REGISTRY, LiveProp, PropContext, generation
+from cartable.dav.props import LiveProp, PropContext, PropRegistry
 from cartable.http.bodies import read_limited
 
 __all__ = ["do_propfind", "parse_propfind"]
@@ -50,33 +49,41 @@ def _propstat(found: list[str], missing: list[str]) -> str:
     return out
 
 
-@lru_cache(maxsize=256)
-def _plan(names: tuple[PropName, ...], _generation: int) -> list[tuple[PropName, LiveProp | None, str, str, str]]:
-    """Per requested property: its getter and its tags, worked out once per distinct request."""
-    plan = []
+Plan = list[tuple[PropName, LiveProp | None, str, str, str]]
+
+
+def _plan(registry: PropRegistry, names: tuple[PropName, ...]) -> Plan:
+    """Per requested property: its getter and its tags, worked out once per distinct request
+    shape (cached in the registry, which clears it when a property is registered)."""
+    cached = registry.plans.get(names)
+    if cached is not None:
+        return cached  # type: ignore[return-value]
+    plan: Plan = []
     for key in names:
         element = xml.element(key[0], key[1], "\0")
         open_tag, _, close_tag = element.partition("\0")
-        plan.append((key, REGISTRY.get(key), open_tag, close_tag, xml.empty_element(*key)))
+        plan.append((key, registry.get(key), open_tag, close_tag, xml.empty_element(*key)))
+    if len(registry.plans) < 256:
+        registry.plans[names] = plan  # type: ignore[assignment]
     return plan
 
 
-def render_entry(href: str, node: Node, mode: str, names: list[PropName], pctx: PropContext,
-                 dead: dict[PropName, str]) -> str:
+def render_entry(registry: PropRegistry, href: str, node: Node, mode: str, names: list[PropName],
+                 pctx: PropContext, dead: dict[PropName, str]) -> str:
     found: list[str] = []
     missing: list[str] = []
     if mode == "propname":
-        found = [xml.empty_element(ns, n) for (ns, n), p in REGISTRY.items() if p.get(pctx, node) is not None]
+        found = [xml.empty_element(ns, n) for (ns, n), p in registry.items() if p.get(pctx, node) is not None]
         found += [xml.empty_element(ns, n) for ns, n in dead]
     elif mode == "allprop":
-        for (ns, n), p in REGISTRY.items():
+        for (ns, n), p in registry.items():
             if p.in_allprop:
                 value = p.get(pctx, node)
                 if value is not None:
                     found.append(xml.element(ns, n, value))
         found.extend(dead.values())
     else:
-        for key, live, open_tag, close_tag, empty in _plan(tuple(names), generation()):
+        for key, live, open_tag, close_tag, empty in _plan(registry, tuple(names)):
             value = live.get(pctx, node) if live is not None else None
             if value is not None:
                 found.append(open_tag + value + close_tag)
@@ -130,7 +137,7 @@ def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mo
 
     pctx = PropContext(usage=usage, locks=node_locks, href=lambda n: "",
                        extra={"principal": ctx.principal, "root_id": ctx.principal.root_id})
-    need_dead = mode != "prop" or any(k not in REGISTRY for k in names)
+    need_dead = mode != "prop" or any(k not in ctx.dialect.props for k in names)
     dead = props.dead_props_many(ctx.core, [n.id for n, _ in entries]) if need_dead else {}
     out: list[str] = [xml.MULTISTATUS_OPEN]
     # Children share the parent's href prefix: quote only their own name.
@@ -140,7 +147,7 @@ def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mo
             href = ctx.own_href(n.is_dir)
         else:
             href = prefix + quote(parts[-1], safe="") + ("/" if n.is_dir else "")
-        out.append(render_entry(href, n, mode, names, pctx, dead.get(n.id, {})))
+        out.append(render_entry(ctx.dialect.props, href, n, mode, names, pctx, dead.get(n.id, {})))
     out.append(xml.MULTISTATUS_CLOSE)
     return "".join(out)
 

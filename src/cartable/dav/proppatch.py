@@ -11,13 +11,9 @@ from cartable.core.errors import InvalidInput
 from cartable.core.props import PropChange
 from cartable.dav import xml
 from cartable.dav.context import DavRequest, run
-from cartable.dav.props import REGISTRY
 from cartable.http.bodies import read_limited
 
-__all__ = ["do_proppatch", "parse_proppatch", "SETTABLE"]
-
-# Live properties that a client may set (registered by adapters, e.g. Nextcloud's oc:favorite).
-SETTABLE: set[tuple[str, str]] = set()
+__all__ = ["do_proppatch", "parse_proppatch"]
 
 
 def parse_proppatch(body: bytes) -> list[PropChange]:
@@ -43,7 +39,8 @@ def parse_proppatch(body: bytes) -> list[PropChange]:
 async def do_proppatch(ctx: DavRequest) -> Response:
     changes = parse_proppatch(await read_limited(ctx.request, ctx.config.max_xml_body))
     node = await run(files.stat, ctx.core, ctx.principal, ctx.parts)  # 404 before any 207
-    protected = [c for c in changes if (c.ns, c.name) in REGISTRY and (c.ns, c.name) not in SETTABLE]
+    dialect = ctx.dialect
+    protected = [c for c in changes if (c.ns, c.name) in dialect.props and (c.ns, c.name) not in dialect.settable]
     if protected:
         stats = [(c, 403 if c in protected else 424) for c in changes]
     else:

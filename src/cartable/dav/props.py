@@ -11,7 +11,7 @@ from cartable.common.timefmt import http_date, rfc3339
 from cartable.core.model import Lock, Node, Usage
 from cartable.dav.xml import DAV, escape
 
-__all__ = ["LiveProp", "PropContext", "REGISTRY", "register", "generation", "activelock_xml", "SUPPORTED_LOCK"]
+__all__ = ["LiveProp", "PropContext", "PropRegistry", "base_registry", "activelock_xml", "SUPPORTED_LOCK"]
 
 
 @dataclass
@@ -35,20 +35,19 @@ class LiveProp:
     in_allprop: bool = True
 
 
-REGISTRY: dict[tuple[str, str], LiveProp] = {}
+class PropRegistry(dict[tuple[str, str], LiveProp]):
+    """Live properties of one WebDAV app, by (namespace, name). Adapters that extend WebDAV
+    (Nextcloud's oc:/nc:) register theirs into the app's registry while the app is built; each
+    app has its own, so two apps in one process never see each other's properties.
+    ``plans`` caches per-request-shape lookups (propfind.py) and is cleared on every change."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.plans: dict[tuple[tuple[str, str], ...], list[object]] = {}
 
-_GENERATION = [0]
-
-
-def register(prop: LiveProp) -> None:
-    REGISTRY[(prop.ns, prop.name)] = prop
-    _GENERATION[0] += 1
-
-
-def generation() -> int:
-    """Changes whenever the registry does (caches of lookups key on it)."""
-    return _GENERATION[0]
+    def register(self, prop: LiveProp) -> None:
+        self[(prop.ns, prop.name)] = prop
+        self.plans.clear()
 
 
 SUPPORTED_LOCK = (
@@ -78,7 +77,15 @@ def _lockdiscovery(ctx: PropContext, n: Node) -> str:
     return "".join(activelock_xml(lk, root) for lk, root in ctx.locks(n))
 
 
-for _p in (
+def base_registry() -> PropRegistry:
+    """The properties of RFC 4918 and RFC 4331 (quota)."""
+    registry = PropRegistry()
+    for prop in _BASE:
+        registry.register(prop)
+    return registry
+
+
+_BASE = (
     LiveProp(DAV, "resourcetype", lambda _c, n: "<d:collection/>" if n.is_dir else ""),
     LiveProp(DAV, "getlastmodified", lambda _c, n: http_date(n.mtime)),
     LiveProp(DAV, "creationdate", lambda _c, n: rfc3339(n.ctime)),
@@ -90,5 +97,4 @@ for _p in (
     LiveProp(DAV, "lockdiscovery", _lockdiscovery),
     LiveProp(DAV, "quota-used-bytes", _dir_only(lambda c, _n: str(c.usage().used)), in_allprop=False),
     LiveProp(DAV, "quota-available-bytes", _dir_only(lambda c, _n: str(c.usage().free)), in_allprop=False),
-):
-    register(_p)
+)

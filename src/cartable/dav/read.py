@@ -4,12 +4,10 @@ never touch the chunk store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
-from cartable.common.timefmt import http_date, parse_http_date
+from cartable.common.timefmt import parse_http_date
 from cartable.core import files, reads
 from cartable.core.errors import PreconditionFailed
 from cartable.core.model import Node
@@ -17,7 +15,7 @@ from cartable.dav.context import DavRequest, run
 from cartable.dav.xml import escape
 from cartable.http.conditional import etag_list, parse_range, quote_etag
 
-__all__ = ["do_options", "do_get", "do_head", "ALLOW", "entity_headers", "ENTITY_HEADER_HOOKS"]
+__all__ = ["do_options", "do_get", "do_head", "ALLOW"]
 
 ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK"
 
@@ -25,17 +23,6 @@ ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, PROPFIND, PROPPATCH, COPY, MOVE
 async def do_options(_ctx: DavRequest | None = None) -> Response:
     return Response(status_code=200, headers={"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": ALLOW,
                                               "Accept-Ranges": "bytes", "Content-Length": "0"})
-
-
-# Adapters that extend WebDAV (Nextcloud: OC-ETag, OC-FileId) add response headers here, by name.
-ENTITY_HEADER_HOOKS: dict[str, Callable[[Node], dict[str, str]]] = {}
-
-
-def entity_headers(node: Node) -> dict[str, str]:
-    headers = {"ETag": quote_etag(node.etag), "Last-Modified": http_date(node.mtime)}
-    for hook in ENTITY_HEADER_HOOKS.values():
-        headers.update(hook(node))
-    return headers
 
 
 def _not_modified(ctx: DavRequest, node: Node) -> bool:
@@ -68,13 +55,13 @@ async def _folder_page(ctx: DavRequest) -> Response:
     title = escape("/" + "/".join(ctx.parts))
     html = (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>'
             f"<body><h1>{title}</h1><ul>{rows}</ul></body></html>")
-    return HTMLResponse(html, headers=entity_headers(node))
+    return HTMLResponse(html, headers=ctx.entity_headers(node))
 
 
 async def do_get(ctx: DavRequest, head: bool = False) -> Response:
     node, content = await run(reads.lookup, ctx.core, ctx.principal, ctx.parts)
     _check_if_match(ctx, node)
-    headers = entity_headers(node)
+    headers = ctx.entity_headers(node)
     if _not_modified(ctx, node):
         return Response(status_code=304, headers=headers)
     if content is None:

@@ -7,7 +7,6 @@ If header, dispatch on the method; core errors become statuses in one place (dav
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -20,20 +19,19 @@ from cartable.core.context import Core
 from cartable.core.errors import Forbidden, NotFound
 from cartable.core.tree import Op
 from cartable.dav import copymove, locking, propfind, proppatch, read, write
-from cartable.dav.context import DavConfig, DavRequest
+from cartable.dav.context import DavConfig, DavRequest, Dialect, Handler
 from cartable.dav.errors import funnel
 from cartable.dav.ifheader import parse_if
 from cartable.http.basic import authenticate
 
-__all__ = ["DavApp", "FILES_PREFIX", "LEGACY_PREFIX", "HANDLERS"]
+__all__ = ["DavApp", "FILES_PREFIX", "LEGACY_PREFIX", "BASE_HANDLERS"]
 
 log = logging.getLogger("cartable.dav")
 
 FILES_PREFIX = "/remote.php/dav/files/"
 LEGACY_PREFIX = "/remote.php/webdav"
 
-Handler = Callable[[DavRequest], Awaitable[Response]]
-HANDLERS: dict[str, Handler] = {
+BASE_HANDLERS: dict[str, Handler] = {
     "GET": read.do_get,
     "HEAD": read.do_head,
     "PUT": write.do_put,
@@ -52,6 +50,7 @@ _NO_IF_CHECK = {"GET", "HEAD", "PROPFIND"}
 class DavApp:
     def __init__(self, core: Core, auth: Authenticator, config: DavConfig | None = None) -> None:
         self.core, self.auth, self.config = core, auth, config or DavConfig()
+        self.dialect = Dialect(handlers=dict(BASE_HANDLERS))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -83,7 +82,7 @@ class DavApp:
             raise Forbidden(f"user {principal.name!r} cannot access the files of {user!r}")
         base = FILES_PREFIX + quote(principal.name, safe="") if user is not None else base
         parts = split_path(decode_url_path(rest.encode("latin-1")))
-        handler = HANDLERS.get(method)
+        handler = self.dialect.handlers.get(method)
         if handler is None:
             return Response(f"method {method} is not supported here\n", status_code=405,
                             headers={"Allow": read.ALLOW})
@@ -91,7 +90,7 @@ class DavApp:
         op = Op(principal, ifh.tokens, request.headers.get("x-cartable-device"),
                 request.headers.get("x-cartable-operation"))
         ctx = DavRequest(request, self.core, self.auth, self.config, principal, parts, base, ifh, op,
-                         raw.decode("latin-1"))
+                         self.dialect, raw.decode("latin-1"))
         if method not in _NO_IF_CHECK and method != "LOCK":
             await locking.check_if_header(ctx)
         return await handler(ctx)

@@ -13,9 +13,9 @@ from starlette.responses import Response
 from cartable.core import files
 from cartable.core.errors import InvalidInput
 from cartable.core.model import WriteResult
-from cartable.core.writes import Preconditions, Upload
+from cartable.core.preconditions import Preconditions
+from cartable.core.writes import Upload
 from cartable.dav.context import DavRequest, run
-from cartable.dav.read import entity_headers
 from cartable.http.conditional import etag_list
 
 __all__ = ["do_put", "do_mkcol", "do_delete", "parse_mtime", "stream_body"]
@@ -66,7 +66,7 @@ async def do_put(ctx: DavRequest) -> Response:
         result = await run(_write_small, start, bytes(body))
     else:
         result = await _stream(ctx, await run(start))
-    headers = entity_headers(result.node)
+    headers = ctx.entity_headers(result.node)
     if mtime is not None:
         headers["X-OC-MTime"] = "accepted"
     return Response(status_code=201 if result.created else 204, headers=headers)
@@ -120,7 +120,7 @@ async def do_mkcol(ctx: DavRequest) -> Response:
         if body:
             return Response("MKCOL with a request body is not supported\n", status_code=415)
     node = await run(files.mkdir, ctx.core, ctx.op, ctx.parts)
-    return Response(status_code=201, headers=entity_headers(node))
+    return Response(status_code=201, headers=ctx.entity_headers(node))
 
 
 async def do_delete(ctx: DavRequest) -> Response:

@@ -10,10 +10,8 @@ from starlette.responses import Response
 
 from cartable.core import files
 from cartable.core.model import Node, Principal
-from cartable.dav import read
-from cartable.dav.context import DavRequest, run
-from cartable.dav.props import LiveProp, PropContext, register
-from cartable.dav.routes import HANDLERS
+from cartable.dav.context import DavRequest, Dialect, run
+from cartable.dav.props import LiveProp, PropContext
 from cartable.dav.xml import NC, OC, escape
 from cartable.http.conditional import quote_etag
 
@@ -44,7 +42,7 @@ def _principal(ctx: PropContext) -> Principal | None:
     return p if isinstance(p, Principal) else None
 
 
-def _register_props(instance: str) -> None:
+def _register_props(dialect: Dialect, instance: str) -> None:
     for prop in (
         LiveProp(OC, "id", lambda _c, n: oc_id(n.id, instance)),
         LiveProp(OC, "fileid", lambda _c, n: str(n.id)),
@@ -65,7 +63,7 @@ def _register_props(instance: str) -> None:
         LiveProp(NC, "creation_time", lambda _c, n: str(int(n.ctime)), in_allprop=False),
         LiveProp(NC, "upload_time", lambda _c, n: str(int(n.ctime)), in_allprop=False),
     ):
-        register(prop)
+        dialect.props.register(prop)
 
 
 def _headers(instance: str) -> Callable[[Node], dict[str, str]]:
@@ -87,8 +85,8 @@ async def do_patch(ctx: DavRequest) -> Response:
     return Response(status_code=204, headers={"OC-Checksum": value})
 
 
-def install(instance: str) -> None:
-    """Register the dialect into the WebDAV adapter (idempotent)."""
-    _register_props(instance)
-    read.ENTITY_HEADER_HOOKS["nextcloud"] = _headers(instance)
-    HANDLERS["PATCH"] = do_patch
+def install(dialect: Dialect, instance: str) -> None:
+    """Teach one WebDAV app the Nextcloud dialect: oc:/nc: properties, OC-* headers, PATCH."""
+    _register_props(dialect, instance)
+    dialect.header_hooks.append(_headers(instance))
+    dialect.handlers["PATCH"] = do_patch

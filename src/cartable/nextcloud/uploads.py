@@ -31,13 +31,12 @@ from cartable.core.auth import Authenticator
 from cartable.core.context import Core
 from cartable.core.errors import CartableError, Forbidden, InvalidInput, NotFound
 from cartable.core.model import Node, Principal
+from cartable.core.preconditions import Preconditions
 from cartable.core.tree import Op
-from cartable.core.writes import Preconditions
-from cartable.dav.context import run
+from cartable.dav.context import Dialect, run
 from cartable.dav.errors import funnel
 from cartable.dav.ifheader import IfHeader, list_holds, parse_if
 from cartable.dav.propfind import parse_propfind
-from cartable.dav.read import entity_headers
 from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
 from cartable.dav.write import parse_mtime, stream_body
 from cartable.dav.xml import escape
@@ -64,6 +63,7 @@ class _Req:
     key: str | None
     name: str | None
     path: str  # the request's URL path, percent-encoded as the client sent it
+    dialect: Dialect
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
@@ -105,7 +105,7 @@ class UploadsApp:
         if len(segs) > 3:
             raise NotFound("upload collections hold parts only, not folders")
         req = _Req(request, self.core, principal, segs[1] if len(segs) > 1 else None,
-                   segs[2] if len(segs) > 2 else None, raw)
+                   segs[2] if len(segs) > 2 else None, raw, self.dav.dialect)
         return await self._dispatch(method, req)
 
     async def _dispatch(self, method: str, req: _Req) -> Response:
@@ -257,7 +257,7 @@ async def _move(req: _Req) -> Response:
     result = await run(core_uploads.assemble, req.core, op, req.key, dst,
                        total_length=next(iter(totals), None), mtime=mtime,
                        checksum=req.header("oc-checksum"), preconditions=pre)
-    headers = entity_headers(result.node)
+    headers = req.dialect.entity_headers(result.node)
     if mtime is not None:
         headers["X-OC-MTime"] = "accepted"
     return Response(status_code=201 if result.created else 204, headers=headers)

@@ -1,0 +1,21 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""nextcloud surface: favorites, search
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
