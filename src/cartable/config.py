@@ -12,7 +12,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "SETTINGS", "load_settings", "parse_size", "ConfigError"]
+from cartable.common.paths import NamePolicy
+
+__all__ = ["Settings", "SETTINGS", "load_settings", "parse_size", "parse_bool", "parse_list", "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -31,6 +33,36 @@ def parse_size(value: str | int) -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise ConfigError(f"{value!r} is not a size (examples: 5000000, 100GB, 2GiB)")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_bool(value: str | bool) -> bool:
+    """true/false, yes/no, on/off, 1/0 (any case)."""
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{value!r} is not true or false")
+
+
+def parse_list(value: str | list[str]) -> tuple[str, ...]:
+    """A TOML list of strings, or a comma-separated string (the environment's form)."""
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{value!r} is not a list of strings")
+        return tuple(value)
+    return tuple(v.strip() for v in str(value).split(",") if v.strip())
+
+
+def parse_chars(value: str | list[str]) -> str:
+    """Characters refused in names: a string of them, or a TOML list of one-character strings."""
+    if isinstance(value, list):
+        if not all(isinstance(v, str) and len(v) == 1 for v in value):
+            raise ConfigError(f"{value!r} is not a list of single characters")
+        return "".join(value)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -64,6 +96,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login_failures_per_user", int, 10, "Failed logins for one account before throttling."),
     Setting("login_window_seconds", float, 600.0, "Window over which failed logins are counted."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+    Setting("forbidden_filenames", parse_list, (".htaccess",),
+            "Names refused for new files and folders, whatever their case."),
+    Setting("forbidden_filename_basenames", parse_list, (),
+            "Refused as the part of a new name before its first dot (e.g. con refuses con.txt)."),
+    Setting("forbidden_filename_characters", parse_chars, "",
+            "More characters refused in new names (\\, / and control characters always are)."),
+    Setting("forbidden_filename_extensions", parse_list, (".part", ".filepart"),
+            "Endings refused for new names, whatever their case."),
+    Setting("windows_compatible_names", parse_bool, False,
+            "Also refuse what Windows cannot store: CON, PRN, AUX, NUL, COM0-9, LPT0-9, <>:\"|?* "
+            "and trailing spaces or dots."),
 )
 
 
@@ -87,6 +130,18 @@ class Settings:
     login_failures_per_user: int
     login_window_seconds: float
     log_level: str
+    forbidden_filenames: tuple[str, ...]
+    forbidden_filename_basenames: tuple[str, ...]
+    forbidden_filename_characters: str
+    forbidden_filename_extensions: tuple[str, ...]
+    windows_compatible_names: bool
+
+    @property
+    def name_policy(self) -> NamePolicy:
+        """Which names new files and folders may take (existing names stay usable)."""
+        policy = NamePolicy(frozenset(self.forbidden_filenames), frozenset(self.forbidden_filename_basenames),
+                            self.forbidden_filename_characters, self.forbidden_filename_extensions)
+        return policy.windows_compatible() if self.windows_compatible_names else policy
 
     @property
     def db_url(self) -> str:
@@ -142,4 +197,5 @@ def _validate(s: Settings) -> None:
         raise ConfigError("gc_grace_seconds below 60 would let the GC race uploads; use at least 60")
     if s.default_quota < 0:
         raise ConfigError("default_quota must be zero or more")
+
     assert {f.name for f in fields(Settings)} == {x.name for x in SETTINGS}

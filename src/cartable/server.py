@@ -46,7 +46,7 @@ def open_core(settings: Settings) -> Core:
     blobs = LocalChunkStore(settings.chunk_path)
     limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
                     gc_grace_seconds=settings.gc_grace_seconds)
-    return Core(db, blobs, limits)
+    return Core(db, blobs, limits, names=settings.name_policy)
 
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -70,7 +70,10 @@ class CartableApp:
                     return
         if scope["type"] != "http":
             return
-        path: str = scope["path"]
+        # Prefixes match the raw path, the one adapters parse: "/remote.php/dav%2Ffiles/..." must
+        # not reach an adapter that then reads a shifted path from it.
+        raw = scope.get("raw_path")
+        path: str = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
         for prefix, app in self.routes:
             if path == prefix.rstrip("/") or path.startswith(prefix):
                 await app(scope, receive, send)

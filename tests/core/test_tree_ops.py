@@ -119,7 +119,8 @@ def test_checksum_mismatch_stores_nothing(core: Core) -> None:
 
 def test_journal_records_each_change_in_order(core: Core) -> None:
     op = Op(op_for(core).principal, device_id="laptop", op_id="op-1")
-    head = files.journal_head(core)
+    with core.db.read() as tx:
+        head = journal.head(tx)
     files.mkdir(core, op, ("j",))
     put(core, op, "j/f", b"data")
     put(core, op, "j/f", b"data2")

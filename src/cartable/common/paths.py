@@ -10,17 +10,31 @@ Contract:
   trailing or doubled slashes) are ignored; "." and ".." are refused, never resolved.
 - ``join_path`` is the inverse of ``split_path`` for validated components (no leading slash).
 - ``decode_url_path`` percent-decodes a raw URL path and decodes it as strict UTF-8; it does not split.
+- ``check_new_name`` is the stricter rule for a name about to be CREATED (PUT of a new file, MKCOL,
+  MOVE and COPY destinations, chunked-upload targets, LOCK on an unmapped URL): on top of
+  ``normalize_name`` it applies a ``NamePolicy``, by default Nextcloud's filename validator
+  defaults (never a backslash, no ``.htaccess``, no ``.part``/``.filepart`` ending, not blank, not "."
+  or ".." once trimmed). ``NamePolicy.windows_compatible()`` adds what Windows cannot store.
+  Names that already exist are never re-checked: they stay readable, writable and deletable.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
 __all__ = [
     "MAX_NAME_BYTES",
+    "ALWAYS_FORBIDDEN_CHARACTERS",
+    "DEFAULT_POLICY",
     "InvalidPath",
+    "NamePolicy",
+    "WINDOWS_BASENAMES",
+    "WINDOWS_CHARACTERS",
+    "WINDOWS_EXTENSIONS",
+    "check_new_name",
     "decode_url_path",
     "join_path",
     "normalize_name",
@@ -37,7 +51,9 @@ class InvalidPath(ValueError):
     """A path or name component that cartable refuses.
 
     ``reason`` is a short stable code: "empty", "dot", "nul", "slash", "too_long", "control" or
-    "encoding". ``str(exc)`` is a message for a person, naming the offending name.
+    "encoding"; for a new name refused by a ``NamePolicy`` also "blank", "forbidden_name",
+    "forbidden_basename", "forbidden_character" or "forbidden_extension". ``str(exc)`` is a
+    message for a person, naming the offending name.
     """
 
     def __init__(self, message: str, *, reason: str, name: str | None = None) -> None:
@@ -110,3 +126,89 @@ def decode_url_path(raw: bytes) -> str:
             f"path {shown} is not valid UTF-8 after percent-decoding (byte {exc.start})",
             reason="encoding",
         ) from None
+
+
+# Always refused in a new name: "/" separates names, and a backslash separates them on Windows
+# (a name "..\\..\\win.ini" escapes its folder there, and no Windows client can store it).
+ALWAYS_FORBIDDEN_CHARACTERS = "\\/"
+
+# What Windows cannot store (Nextcloud's "Windows compatible filenames" switch adds the same).
+WINDOWS_BASENAMES: frozenset[str] = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"{dev}{n}" for dev in ("com", "lpt") for n in "0123456789¹²³"])
+WINDOWS_CHARACTERS = '<>:"|?*'
+WINDOWS_EXTENSIONS: tuple[str, ...] = (" ", ".")
+
+
+@dataclass(frozen=True)
+class NamePolicy:
+    """Which names may be given to something new. The defaults are Nextcloud's (its
+    FilenameValidator with an empty configuration); every list is compared without regard to case.
+
+    - forbidden_names: whole names refused (".htaccess").
+    - forbidden_basenames: refused as the part before the first dot, a leading dot excepted
+      ("con" refuses "CON" and "con.txt"; empty by default).
+    - forbidden_characters: refused anywhere in a name, on top of ALWAYS_FORBIDDEN_CHARACTERS
+      (the backslash and "/"; control characters are refused by ``normalize_name``).
+    - forbidden_extensions: refused endings (".part", ".filepart"; " " and "." refuse trailing
+      spaces and dots).
+    """
+
+    forbidden_names: frozenset[str] = frozenset({".htaccess"})
+    forbidden_basenames: frozenset[str] = frozenset()
+    forbidden_characters: str = ""
+    forbidden_extensions: tuple[str, ...] = (".part", ".filepart")
+    _lowered: tuple[frozenset[str], frozenset[str], tuple[str, ...]] = field(init=False, repr=False,
+                                                                                compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_lowered", (
+            frozenset(n.lower() for n in self.forbidden_names),
+            frozenset(n.lower() for n in self.forbidden_basenames),
+            tuple(e.lower() for e in self.forbidden_extensions)))
+
+    @property
+    def characters(self) -> str:
+        """Every character refused in a new name (besides control characters), each once."""
+        return "".join(dict.fromkeys(ALWAYS_FORBIDDEN_CHARACTERS + self.forbidden_characters))
+
+    def windows_compatible(self) -> NamePolicy:
+        """This policy plus what Windows cannot store: reserved device names (CON, PRN, AUX, NUL,
+        COM0-9, LPT0-9), the characters <>:"|?* and trailing spaces or dots."""
+        return NamePolicy(
+            forbidden_names=self.forbidden_names,
+            forbidden_basenames=self.forbidden_basenames | WINDOWS_BASENAMES,
+            forbidden_characters="".join(dict.fromkeys(self.forbidden_characters + WINDOWS_CHARACTERS)),
+            forbidden_extensions=tuple(dict.fromkeys(self.forbidden_extensions + WINDOWS_EXTENSIONS)))
+
+
+DEFAULT_POLICY = NamePolicy()
+
+
+def check_new_name(name: str, policy: NamePolicy = DEFAULT_POLICY) -> str:
+    """The NFC form of a name about to be created; InvalidPath when ``normalize_name`` or the
+    policy refuses it. The message names the rule, so that a person can rename the file."""
+    nfc = normalize_name(name)
+    trimmed = nfc.strip(" ")
+    if not trimmed:
+        raise InvalidPath(f"name {_show(nfc)} is only spaces", reason="blank", name=name)
+    if trimmed in (".", ".."):
+        raise InvalidPath(f"name {_show(nfc)} is not allowed", reason="dot", name=name)
+    names, basenames, extensions = policy._lowered
+    lower = nfc.lower()
+    if lower in names:
+        raise InvalidPath(f"{_show(nfc)} is a reserved name", reason="forbidden_name", name=name)
+    dot = lower.find(".", 1)
+    base = lower[:dot] if dot > 0 else lower
+    if base in basenames:
+        raise InvalidPath(f"{_show(nfc)} starts with the reserved name {base!r}", reason="forbidden_basename",
+                          name=name)
+    for ch in policy.characters:
+        if ch in nfc:
+            raise InvalidPath(f"name {_show(nfc)} contains {ch!r}, which is not allowed in a name",
+                              reason="forbidden_character", name=name)
+    for ext in extensions:
+        if lower.endswith(ext):
+            what = {" ": "a space", ".": "a dot"}.get(ext, repr(ext))
+            raise InvalidPath(f"name {_show(nfc)} ends with {what}, which is not allowed",
+                              reason="forbidden_extension", name=name)
+    return nfc

@@ -12,6 +12,7 @@ from cartable.core.errors import InvalidInput
 __all__ = ["new_hasher", "parse_checksum", "ALGORITHMS"]
 
 ALGORITHMS = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256", "SHA-256": "sha256", "ADLER32": "adler32"}
+_HEX_DIGITS = {"sha1": 40, "md5": 32, "sha256": 64, "adler32": 8}
 
 
 class _Adler32:
@@ -34,11 +35,18 @@ def new_hasher(algo: str) -> Any:
 
 
 def parse_checksum(header: str | None) -> tuple[str, str] | None:
-    """'SHA1:abc…' → ('SHA1', 'abc…'); None when absent; InvalidInput when malformed."""
+    """'SHA1:abc…' → ('SHA1', 'abc…'); None when absent; InvalidInput when malformed, including
+    a digest of the wrong length for its type (so a stored checksum is always a short one)."""
     if not header:
         return None
     algo, sep, value = header.strip().partition(":")
     algo = algo.upper()
+    shown = header if len(header) <= 80 else header[:80] + "…"
     if not sep or algo not in ALGORITHMS or not value or any(c not in "0123456789abcdefABCDEF" for c in value):
-        raise InvalidInput(f"checksum {header!r} is not TYPE:hex with TYPE one of SHA1, MD5, SHA256, ADLER32")
+        raise InvalidInput(f"checksum {shown!r} is not TYPE:hex with TYPE one of SHA1, MD5, SHA256, ADLER32")
+    digits = _HEX_DIGITS[ALGORITHMS[algo]]
+    if algo == "ADLER32" and len(value) < digits:
+        value = value.zfill(digits)  # a 32-bit number; some clients drop its leading zeros
+    if len(value) != digits:
+        raise InvalidInput(f"checksum {shown!r}: a {algo} checksum has {digits} hex digits, not {len(value)}")
     return algo, value.lower()

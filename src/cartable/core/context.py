@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""What every core call needs, passed explicitly: the stores, the clock and the limits."""
+"""What every core call needs, passed explicitly: the stores, the clock, the limits and the naming
+policy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cartable.common.paths import NamePolicy
 from cartable.store.blobs.base import ChunkStore
 from cartable.store.meta.engine import MetaDB
 
@@ -34,3 +36,5 @@ class Core:
     blobs: ChunkStore
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], float] = time.time
+    # Which names may be given to new files and folders (existing names are never re-checked).
+    names: NamePolicy = field(default_factory=NamePolicy)

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: EUPL-1.2
 """Reading and reshaping the tree: stat, list, mkdir, delete, move, copy, usage.
 
-Every mutation is one metadata transaction: it checks the tree, locks and quota, changes rows,
-propagates etags and sizes to the ancestors and appends to the change journal, or changes nothing.
+Every mutation is one metadata transaction: under the space lock it resolves its nodes, checks the
+caller's preconditions (If-Match, If-None-Match, the WebDAV If header: core/preconditions.py), the
+tree, the name of anything new (core.names), locks and quota, then changes rows, propagates etags
+and sizes to the ancestors and appends to the change journal; or it changes nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from cartable.core.checksums import new_hasher
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, Conflict, Forbidden, PreconditionFailed
 from cartable.core.model import Node, Principal, Usage
+from cartable.core.preconditions import Preconditions
 from cartable.core.quota import check_quota, quota_of
-from cartable.core.tree import Op, display
+from cartable.core.tree import Op, check_new, display
 from cartable.store.meta import content, journal
 from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
@@ -28,6 +31,8 @@ from cartable.store.meta.records import SpaceRecord
 
 __all__ = ["stat", "listing", "mkdir", "delete", "move", "copy", "usage", "remove_subtree",
            "instance_id", "recalculate_checksum"]
+
+_NO_PRECONDITIONS = Preconditions()
 
 
 def stat(core: Core, principal: Principal, parts: Sequence[str]) -> Node:
@@ -48,13 +53,16 @@ def usage(core: Core, principal: Principal) -> Usage:
         return Usage(tree.root_of(tx, space).size, quota_of(core, space))
 
 
-def mkdir(core: Core, op: Op, parts: Sequence[str]) -> Node:
+def mkdir(core: Core, op: Op, parts: Sequence[str], pre: Preconditions = _NO_PRECONDITIONS) -> Node:
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
         parent = tree.resolve_parent(tx, space, parts)
-        if nodes_repo.child(tx, parent.id, parts[-1]) is not None:
+        existing = nodes_repo.child(tx, parent.id, parts[-1])
+        pre.check(tx, space, existing, display(parts), now)
+        if existing is not None:
             raise AlreadyExists(f"{display(parts)} already exists")
+        check_new(core.names, parts)
         ancestors = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
         tree.check_locks(tx, op, display(parts[:-1]),
                          tree.covering_locks(tx, parent.id, ancestors[1:], now))
@@ -89,15 +97,14 @@ def _check_subtree_locks(tx: Tx, op: Op, parts: Sequence[str], node: Node, ances
         tree.check_locks(tx, op, display(parts), locks_repo.on_nodes(tx, ids, now))
 
 
-def delete(core: Core, op: Op, parts: Sequence[str], *, if_match: str | None = None) -> None:
+def delete(core: Core, op: Op, parts: Sequence[str], pre: Preconditions = _NO_PRECONDITIONS) -> None:
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
         if not parts:
             raise Forbidden("the root folder cannot be deleted")
         node = tree.resolve(tx, space, parts)
-        if if_match is not None and if_match not in ("*", node.etag):
-            raise PreconditionFailed(f"{display(parts)} has changed (its etag is not {if_match})")
+        pre.check(tx, space, node, display(parts), now)
         ancestors = nodes_repo.ancestor_ids(tx, node.id)
         _check_subtree_locks(tx, op, parts, node, ancestors, now)
         remove_subtree(core, tx, node, now)
@@ -124,20 +131,22 @@ def _prepare_target(core: Core, tx: Tx, op: Op, space: SpaceRecord, src: Node, d
     if existing is not None:
         _check_subtree_locks(tx, op, dst, existing, ancestors, now)
     else:
+        check_new(core.names, dst)
         tree.check_locks(tx, op, display(dst[:-1]), tree.covering_locks(tx, parent.id, ancestors[1:], now))
     return parent, existing, ancestors
 
 
 def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True,
-         mtime: float | None = None) -> bool:
+         mtime: float | None = None, pre: Preconditions = _NO_PRECONDITIONS) -> bool:
     """Rename or move; the moved node keeps its id and etag (and takes mtime if given: rclone
-    sends X-OC-Mtime on MOVE). Returns True if dst was created."""
+    sends X-OC-Mtime on MOVE). ``pre`` is about the source. Returns True if dst was created."""
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
         if not src or not dst:
             raise Forbidden("the root folder cannot be moved or replaced")
         node = tree.resolve(tx, space, src)
+        pre.check(tx, space, node, display(src), now)
         src_anc = nodes_repo.ancestor_ids(tx, node.id)
         _check_subtree_locks(tx, op, src, node, src_anc, now)
         parent, existing, dst_anc = _prepare_target(core, tx, op, space, node, dst, overwrite, now)
@@ -163,14 +172,16 @@ def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrit
 
 
 def copy(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True,
-         depth_infinity: bool = True) -> bool:
-    """Copy a file or folder (with Depth 0, a folder without its members). New ids, new etags."""
+         depth_infinity: bool = True, pre: Preconditions = _NO_PRECONDITIONS) -> bool:
+    """Copy a file or folder (with Depth 0, a folder without its members). New ids, new etags.
+    ``pre`` is about the source."""
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
         if not dst:
             raise Forbidden("the root folder cannot be replaced")
         node = tree.resolve(tx, space, src)
+        pre.check(tx, space, node, display(src), now)
         parent, existing, dst_anc = _prepare_target(core, tx, op, space, node, dst, overwrite, now)
         if existing is not None and existing.id == node.id:
             raise Forbidden(f"cannot copy {display(src)} onto itself")
@@ -218,18 +229,14 @@ def _copy_rows(tx: Tx, space: SpaceRecord, items: list[Node], top: Node, parent_
     return created
 
 
-def journal_head(core: Core) -> int:
-    with core.db.read() as tx:
-        return journal.head(tx)
-
-
 def instance_id(core: Core) -> str:
     """This installation's id (part of Nextcloud's oc:id), created with the database."""
     with core.db.read() as tx:
         return journal.get_kv(tx, "instance_id") or "ocunknown000"
 
 
-def recalculate_checksum(core: Core, op: Op, parts: Sequence[str], algo: str) -> str:
+def recalculate_checksum(core: Core, op: Op, parts: Sequence[str], algo: str,
+                         pre: Preconditions = _NO_PRECONDITIONS) -> str:
     """Hash the file's current content with algo (SHA1, MD5, SHA256, ADLER32), store it as the
     file's checksum and return 'ALGO:hex'. The etag is unchanged: the content is."""
     content = reads.open_content(core, op.principal, parts)
@@ -238,7 +245,9 @@ def recalculate_checksum(core: Core, op: Op, parts: Sequence[str], algo: str) ->
         hasher.update(piece)
     value = f"{algo.upper()}:{hasher.hexdigest()}"
     with core.db.write() as tx:
-        node = tree.resolve(tx, tree.space_of(tx, op.principal, for_update=True), parts)
+        space = tree.space_of(tx, op.principal, for_update=True)
+        node = tree.resolve(tx, space, parts)
+        pre.check(tx, space, node, display(parts), core.clock())
         if node.etag != content.node.etag:
             raise Conflict(f"{display(parts)} changed while its checksum was computed; retry")
         nodes_repo.update_node(tx, node.id, checksums=value)

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: EUPL-1.2
 """WebDAV locks (RFC 4918 §6-7): exclusive and shared, depth 0 or infinity, with timeouts.
 
-A LOCK on a path that does not exist creates an empty file there (RFC 4918 §7.3).
+A LOCK on a path that does not exist creates an empty file there (RFC 4918 §7.3), if its name may
+be given to a new file (core.names). Taking a lock first deletes the expired lock rows of its node,
+so a client that locks the same file all day leaves one row, not thousands.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from cartable.core import tree
 from cartable.core.context import Core
 from cartable.core.errors import Conflict, Locked, NotFound, PreconditionFailed
 from cartable.core.model import Lock, Node
-from cartable.core.tree import Op, display
+from cartable.core.preconditions import Preconditions
+from cartable.core.tree import Op, check_new, display
 from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.records import LockRecord
 
-__all__ = ["lock", "refresh", "unlock", "locks_on", "tokens_valid_for", "clamp_timeout",
-           "locks_with_roots", "any_active"]
+__all__ = ["lock", "refresh", "unlock", "clamp_timeout", "locks_with_roots", "any_active"]
 
 
 def clamp_timeout(core: Core, requested: int | None) -> int:
@@ -30,7 +32,7 @@ def clamp_timeout(core: Core, requested: int | None) -> int:
 
 
 def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite: bool,
-         owner_xml: str, timeout: int | None) -> tuple[Lock, bool]:
+         owner_xml: str, timeout: int | None, pre: Preconditions | None = None) -> tuple[Lock, bool]:
     """Take a new lock; returns (lock, created) where created says an empty file was made."""
     now = core.clock()
     seconds = clamp_timeout(core, timeout)
@@ -38,9 +40,16 @@ def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite:
         space = tree.space_of(tx, op.principal, for_update=True)
         created = False
         try:
-            node = tree.resolve(tx, space, parts)
+            found: Node | None = tree.resolve(tx, space, parts)
         except NotFound:
+            found = None
+        if pre is not None:
+            pre.check(tx, space, found, display(parts), now)
+        if found is not None:
+            node = found
+        else:
             parent = tree.resolve_parent(tx, space, parts)
+            check_new(core.names, parts)
             anc = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
             tree.check_locks(tx, op, display(parts[:-1]), tree.covering_locks(tx, parent.id, anc[1:], now))
             node_id = nodes_repo.insert(tx, space_id=space.id, parent_id=parent.id, name=parts[-1],
@@ -51,6 +60,7 @@ def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite:
             node = got
             tree.record(tx, op, "create", [node], now)
             created = True
+        locks_repo.delete_expired_for(tx, node.id, now)
         ancestors = nodes_repo.ancestor_ids(tx, node.id)
         existing = tree.covering_locks(tx, node.id, ancestors, now)
         if infinite and node.is_dir:
@@ -66,12 +76,16 @@ def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite:
         return rec, created
 
 
-def refresh(core: Core, op: Op, parts: Sequence[str], timeout: int | None) -> Lock:
+def refresh(core: Core, op: Op, parts: Sequence[str], timeout: int | None,
+            pre: Preconditions | None = None) -> Lock:
     """Refresh the lock whose token the request submitted and that applies to the path."""
     now = core.clock()
     seconds = clamp_timeout(core, timeout)
     with core.db.write() as tx:
-        node = tree.resolve(tx, tree.space_of(tx, op.principal, for_update=True), parts)
+        space = tree.space_of(tx, op.principal, for_update=True)
+        node = tree.resolve(tx, space, parts)
+        if pre is not None:
+            pre.check(tx, space, node, display(parts), now)
         applying = tree.covering_locks(tx, node.id, nodes_repo.ancestor_ids(tx, node.id), now)
         for lk in applying:
             if lk.token in op.lock_tokens:
@@ -91,17 +105,6 @@ def unlock(core: Core, op: Op, parts: Sequence[str], token: str) -> None:
                 locks_repo.delete(tx, token)
                 return
     raise Conflict(f"the lock token {token} does not apply to {display(parts)}")
-
-
-def locks_on(core: Core, node: Node) -> list[Lock]:
-    """Locks that apply to node (its own and depth-infinity locks of its folders)."""
-    now = core.clock()
-    with core.db.read() as tx:
-        return tree.covering_locks(tx, node.id, nodes_repo.ancestor_ids(tx, node.id), now)
-
-
-def tokens_valid_for(core: Core, node: Node | None) -> set[str]:
-    return set() if node is None else {lk.token for lk in locks_on(core, node)}
 
 
 def locks_with_roots(core: Core, node: Node) -> list[tuple[Lock, tuple[str, ...]]]:

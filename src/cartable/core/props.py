@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Dead properties: what clients store on a node and get back byte for byte (PROPPATCH)."""
+"""Dead properties: what clients store on a node with PROPPATCH and get back in PROPFIND, as the
+same XML element (its namespace, attributes and content; lxml re-serialises it, so the bytes may
+differ, e.g. in namespace declarations or empty-element form)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 from cartable.core import tree
 from cartable.core.context import Core
 from cartable.core.model import Node, Principal
+from cartable.core.preconditions import Preconditions
 from cartable.core.tree import Op, display
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta import props as props_repo
@@ -38,13 +41,20 @@ def dead_props_many(core: Core, node_ids: Sequence[int]) -> dict[int, dict[PropK
 
 
 def patch(core: Core, op: Op, principal: Principal, parts: Sequence[str],
-          changes: Sequence[PropChange]) -> Node:
-    """Apply every change in document order, all or nothing. The node's etag is unchanged
-    (properties are not content), but its folder's etags move so sync clients notice."""
+          changes: Sequence[PropChange], pre: Preconditions | None = None) -> Node:
+    """Apply every change in document order, all or nothing, in one transaction that also checks
+    ``pre`` and the locks, and appends one "props" entry to the change journal (so a sync client
+    sees favourites and tags change).
+
+    No etag moves, neither the node's nor its folders': properties are not content, and Nextcloud
+    (its custom-properties backend and oc:favorite alike) leaves etags alone on PROPPATCH too.
+    Changing content or mtime is not a property change and goes through the write path."""
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, principal, for_update=True)
         node = tree.resolve(tx, space, parts)
+        if pre is not None:
+            pre.check(tx, space, node, display(parts), now)
         ancestors = nodes_repo.ancestor_ids(tx, node.id)
         tree.check_locks(tx, op, display(parts), tree.covering_locks(tx, node.id, ancestors, now))
         for ch in changes:
@@ -52,4 +62,5 @@ def patch(core: Core, op: Op, principal: Principal, parts: Sequence[str],
                 props_repo.remove(tx, node.id, ch.ns, ch.name)
             else:
                 props_repo.put(tx, node.id, ch.ns, ch.name, ch.xml)
+        tree.record(tx, op, "props", [node], now)
         return node

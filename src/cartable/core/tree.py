@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Inside-a-transaction helpers shared by every mutation: resolving paths, checking locks,
-propagating etags and sizes to ancestors, and writing the change journal."""
+"""Inside-a-transaction helpers shared by every mutation: resolving paths, checking the names of
+new entries and locks, propagating etags and sizes to ancestors, and writing the change journal."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cartable.common.hashing import new_etag
-from cartable.core.errors import Conflict, Forbidden, Locked, NotFound
+from cartable.common.paths import InvalidPath, NamePolicy, check_new_name
+from cartable.core.errors import Conflict, Forbidden, InvalidName, Locked, NotFound
 from cartable.core.model import Node, Principal
 from cartable.store.meta import accounts as accounts_repo
 from cartable.store.meta import journal
@@ -19,7 +20,7 @@ from cartable.store.meta.records import LockRecord, SpaceRecord
 
 __all__ = ["Op", "space_of", "root_of", "resolve", "resolve_parent", "display", "check_locks",
            "covering_locks", "propagate", "record", "path_of",
-           "resolve_from"]
+           "resolve_from", "check_new"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,16 @@ def resolve_parent(tx: Tx, space: SpaceRecord, parts: Sequence[str]) -> Node:
     if not parent.is_dir:
         raise Conflict(f"{display(parts[:-1])} is a file, not a folder")
     return parent
+
+
+def check_new(policy: NamePolicy, parts: Sequence[str]) -> None:
+    """InvalidName unless parts[-1] may be given to a new file or folder. Called only where an
+    entry is inserted under a name that does not exist yet, so names stored before a stricter
+    policy stay readable, writable and deletable."""
+    try:
+        check_new_name(parts[-1], policy)
+    except InvalidPath as exc:
+        raise InvalidName(f"{display(parts)} cannot be created: {exc}") from None
 
 
 def path_of(tx: Tx, node_id: int) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ from cartable.core.errors import (
     ChecksumMismatch,
     Conflict,
     InvalidInput,
+    InvalidName,
     QuotaExceeded,
     StorageUnavailable,
     TooLarge,
@@ -182,9 +183,19 @@ class Upload:
         if self.expected is not None:
             self._hash = new_hasher(self.expected[0])
         # A small body with a known length costs less to receive than a pre-check transaction;
-        # the commit checks everything again anyway.
-        small = length is not None and length <= _PRECHECK_MIN
+        # the commit checks everything again anyway. A name no new file may take is checked
+        # first all the same, so that its bytes are never stored for nothing.
+        small = length is not None and length <= _PRECHECK_MIN and self._name_acceptable()
         self._room = length if small and length is not None else self._check_start()
+
+    def _name_acceptable(self) -> bool:
+        if not self.parts:
+            return False  # the root: _check_start says why
+        try:
+            tree.check_new(self.core.names, self.parts)
+        except InvalidName:
+            return False
+        return True
 
     def _check_start(self) -> int:
         """Fail before any byte is read when the target is wrong or the quota is too small."""
@@ -231,15 +242,18 @@ class Upload:
 
 def room_for(core: Core, principal: Principal, parts: Sequence[str], pre: Preconditions) -> int:
     """Early checks of a file write, before its bytes are read (the commit checks all again):
-    the parent exists, the target is not a folder, the preconditions hold. Returns how many bytes
-    the quota leaves for the new content (the replaced file's size counts as free)."""
+    the parent exists, the preconditions hold, the target is not a folder, a new file's name is
+    acceptable. Returns how many bytes the quota leaves for the new content (the replaced file's
+    size counts as free)."""
     with core.db.read() as tx:
         space = tree.space_of(tx, principal)
         parent = tree.resolve_parent(tx, space, parts)
         existing = nodes_repo.child(tx, parent.id, parts[-1])
+        pre.check(tx, space, existing, display(parts), core.clock())
         if existing is not None and existing.is_dir:
             raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
-        pre.check(existing, display(parts))
+        if existing is None:
+            tree.check_new(core.names, parts)
         room = quota_of(core, space) - tree.root_of(tx, space).size
     return room + (existing.size if existing is not None else 0)
 
@@ -248,7 +262,8 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
                    content_type: str | None, checksums: str | None, pre: Preconditions,
                    stage: Callable[[Tx, float], None] | None = None) -> WriteResult:
     """Make ``written`` the new version of the file at parts, in ONE metadata transaction: parent,
-    folder conflict, preconditions, locks, quota, chunk references (written.new are inserted),
+    preconditions (``pre``, on the target as this transaction sees it), folder conflict, the name
+    of a new file (core.names), locks, quota, chunk references (written.new are inserted),
     version, node, etag/size propagation, journal. ``stage(tx, now)``, when given, runs in the
     same transaction right after the version's chunk references were added (so it may release
     other references to the same chunks safely), and may raise to abort everything."""
@@ -261,9 +276,11 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
         space = tree.space_of(tx, op.principal, for_update=True)
         parent = tree.resolve_parent(tx, space, parts)
         existing = nodes_repo.child(tx, parent.id, parts[-1])
+        pre.check(tx, space, existing, display(parts), now)
         if existing is not None and existing.is_dir:
             raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
-        pre.check(existing, display(parts))
+        if existing is None:
+            tree.check_new(core.names, parts)
         ancestors = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
         target_locks = (tree.covering_locks(tx, existing.id, ancestors, now) if existing is not None
                         else tree.covering_locks(tx, parent.id, ancestors[1:], now))

@@ -3,26 +3,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cartable.common.paths import decode_url_path, split_path
+from cartable.common.paths import InvalidPath, decode_url_path, split_path
 from cartable.common.timefmt import http_date
+from cartable.core import bounds
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
 from cartable.core.model import Node, Principal
+from cartable.core.preconditions import Preconditions
 from cartable.core.tree import Op
-from cartable.dav.ifheader import IfHeader
+from cartable.dav.ifheader import IfHeader, predicate
 from cartable.dav.props import PropRegistry, base_registry
-from cartable.http.conditional import quote_etag
+from cartable.http.conditional import etag_list, quote_etag
+from cartable.http.headers import bounded
 
-__all__ = ["DavConfig", "DavRequest", "Dialect", "Handler", "run", "href_for"]
+__all__ = ["DavConfig", "DavRequest", "Dialect", "Handler", "run", "href_for", "client_op"]
 
 T = TypeVar("T")
 
@@ -60,6 +63,14 @@ class Dialect:
         for hook in self.header_hooks:
             headers.update(hook(node))
         return headers
+
+
+def client_op(headers: Mapping[str, str], principal: Principal, tokens: frozenset[str]) -> Op:
+    """The core Op of a request: who, the lock tokens it submitted, and the client's device and
+    operation ids (X-Cartable-Device, X-Cartable-Operation; 400 when too long to be stored)."""
+    return Op(principal, tokens,
+              bounded("X-Cartable-Device", headers.get("x-cartable-device"), bounds.DEVICE_ID),
+              bounded("X-Cartable-Operation", headers.get("x-cartable-operation"), bounds.OP_ID))
 
 
 def href_for(base: str, parts: tuple[str, ...], is_dir: bool) -> str:
@@ -117,3 +128,18 @@ class DavRequest:
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
+
+    def tagged_parts(self, url: str) -> tuple[str, ...] | None:
+        """The parts of a URL named in an If header, or None when it is not in this user's tree
+        (or not a valid path: such a resource has no state, so its lists simply fail)."""
+        try:
+            return self.parts_in_tree(urlsplit(url).path)
+        except InvalidPath:
+            return None
+
+    def preconditions(self, *, etags: bool = True) -> Preconditions:
+        """The request's If header and (unless etags is False) If-Match / If-None-Match, for core
+        to check inside the write's transaction against the request's resource."""
+        if_match = etag_list(self.header("if-match")) if etags else None
+        if_none_match = etag_list(self.header("if-none-match")) if etags else None
+        return Preconditions(if_match, if_none_match, predicate(self.if_header, self.parts, self.tagged_parts))

@@ -44,7 +44,7 @@ async def do_copy(ctx: DavRequest) -> Response:
     if dst == ctx.parts:
         raise Forbidden("the source and the destination are the same")
     created = await run(files.copy, ctx.core, ctx.op, ctx.parts, dst, overwrite=_overwrite(ctx),
-                        depth_infinity=depth == "infinity")
+                        depth_infinity=depth == "infinity", pre=ctx.preconditions())
     return Response(status_code=201 if created else 204)
 
 
@@ -56,7 +56,8 @@ async def do_move(ctx: DavRequest) -> Response:
     if dst == ctx.parts:
         raise Forbidden("the source and the destination are the same")
     mtime = parse_mtime(ctx.header("x-oc-mtime"))
-    created = await run(files.move, ctx.core, ctx.op, ctx.parts, dst, overwrite=_overwrite(ctx), mtime=mtime)
+    created = await run(files.move, ctx.core, ctx.op, ctx.parts, dst, overwrite=_overwrite(ctx), mtime=mtime,
+                        pre=ctx.preconditions())
     node = await run(files.stat, ctx.core, ctx.principal, dst)
     headers = ctx.entity_headers(node)
     if mtime is not None:

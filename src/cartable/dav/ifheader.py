@@ -1,15 +1,17 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""The WebDAV If header (RFC 4918 §10.4): parsing, and evaluation against nodes."""
+"""The WebDAV If header (RFC 4918 §10.4): parsing, and the predicate core evaluates inside the
+write's transaction (core/preconditions.py). Pure: no I/O here."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from cartable.core.errors import InvalidInput
+from cartable.core.preconditions import IfPredicate, Resolve
 
-__all__ = ["Condition", "IfList", "IfHeader", "parse_if", "list_holds"]
+__all__ = ["Condition", "IfList", "IfHeader", "parse_if", "list_holds", "predicate"]
 
 _TOKEN = re.compile(r'\s*(?:(<[^>]*>)|(\()|(\))|(\[[^\]]*\])|(Not)\b)', re.IGNORECASE)
 
@@ -99,3 +101,30 @@ def list_holds(lst: IfList, etag: str | None, tokens: Collection[str]) -> bool:
         if ok == c.negate:
             return False
     return True
+
+
+def predicate(header: IfHeader, target: Sequence[str] | None,
+              parts_of: Callable[[str], tuple[str, ...] | None]) -> IfPredicate | None:
+    """The header as a condition core evaluates in its transaction; None when there is no header.
+
+    Untagged lists are about ``target`` (the request's resource; None for a resource no path of
+    the tree names, such as an upload's ``.file``, which has neither etag nor lock). Tagged lists
+    are about ``parts_of(url)``: None means outside the caller's tree, again no etag and no lock.
+    The header holds when any one list holds (RFC 4918 §10.4.3)."""
+    if not header.present:
+        return None
+    lists: list[tuple[IfList, tuple[str, ...] | None]] = []
+    for lst in header.lists:
+        if lst.resource is None:
+            lists.append((lst, tuple(target) if target is not None else None))
+        else:
+            lists.append((lst, parts_of(lst.resource)))
+
+    def holds(resolve: Resolve) -> bool:
+        for lst, parts in lists:
+            node, tokens = resolve(parts) if parts is not None else (None, frozenset[str]())
+            if list_holds(lst, node.etag if node is not None else None, tokens):
+                return True
+        return False
+
+    return holds

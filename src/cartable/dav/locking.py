@@ -1,24 +1,21 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""LOCK and UNLOCK, and the evaluation of the If header against the tree."""
+"""LOCK and UNLOCK. The If header of a LOCK (a refresh carries its token there) is checked by
+core inside the lock's transaction, like every write's."""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from starlette.responses import Response
 
-from cartable.common.paths import InvalidPath
 from cartable.core import files, locks
-from cartable.core.errors import InvalidInput, NotFound, PreconditionFailed
-from cartable.core.model import Node
+from cartable.core.errors import InvalidInput
 from cartable.dav import xml
 from cartable.dav.context import DavRequest, run
-from cartable.dav.ifheader import list_holds
 from cartable.dav.props import activelock_xml
 from cartable.http.bodies import read_limited
 
-__all__ = ["do_lock", "do_unlock", "check_if_header", "parse_timeout"]
+__all__ = ["do_lock", "do_unlock", "parse_timeout"]
 
 
 def parse_timeout(header: str | None) -> int | None:
@@ -34,38 +31,6 @@ def parse_timeout(header: str | None) -> int | None:
     return None
 
 
-def _parts_of(ctx: DavRequest, resource: str | None) -> tuple[str, ...] | None:
-    if resource is None:
-        return ctx.parts
-    try:
-        return ctx.parts_in_tree(urlsplit(resource).path)
-    except InvalidPath:
-        return None
-
-
-async def check_if_header(ctx: DavRequest) -> None:
-    """412 when every list of the If header fails. (A list that holds but names no token of a
-    lock that applies still gets 423, from the core's lock check.)"""
-    if not ctx.if_header.present:
-        return
-    cache: dict[tuple[str, ...] | None, tuple[Node | None, set[str]]] = {}
-    for lst in ctx.if_header.lists:
-        parts = _parts_of(ctx, lst.resource)
-        if parts not in cache:
-            node: Node | None = None
-            if parts is not None:
-                try:
-                    node = await run(files.stat, ctx.core, ctx.principal, parts)
-                except NotFound:
-                    node = None
-            tokens = await run(locks.tokens_valid_for, ctx.core, node) if node is not None else set()
-            cache[parts] = (node, tokens)
-        node, tokens = cache[parts]
-        if list_holds(lst, node.etag if node is not None else None, tokens):
-            return
-    raise PreconditionFailed("no list of the If header matched the current state")
-
-
 def _lock_body(ctx: DavRequest, lock: locks.Lock, root_parts: tuple[str, ...], is_dir: bool) -> str:
     return (f'{xml.XML_HEAD}<d:prop xmlns:d="DAV:"><d:lockdiscovery>'
             f"{activelock_xml(lock, ctx.href(root_parts, is_dir))}</d:lockdiscovery></d:prop>\n")
@@ -78,7 +43,7 @@ async def do_lock(ctx: DavRequest) -> Response:
         # A refresh: the token comes in the If header.
         if not ctx.if_header.tokens:
             raise InvalidInput("LOCK without a body refreshes a lock: send its token in an If header")
-        lock = await run(locks.refresh, ctx.core, ctx.op, ctx.parts, timeout)
+        lock = await run(locks.refresh, ctx.core, ctx.op, ctx.parts, timeout, ctx.preconditions())
         node = await run(files.stat, ctx.core, ctx.principal, ctx.parts)
         return Response(_lock_body(ctx, lock, ctx.parts, node.is_dir), 200,
                         media_type="application/xml; charset=utf-8")
@@ -93,7 +58,8 @@ async def do_lock(ctx: DavRequest) -> Response:
     if depth not in ("0", "infinity"):
         raise InvalidInput("Depth for LOCK must be 0 or infinity")
     lock, created = await run(locks.lock, ctx.core, ctx.op, ctx.parts, exclusive=exclusive,
-                              infinite=depth == "infinity", owner_xml=owner, timeout=timeout)
+                              infinite=depth == "infinity", owner_xml=owner, timeout=timeout,
+                              pre=ctx.preconditions())
     node = await run(files.stat, ctx.core, ctx.principal, ctx.parts)
     return Response(_lock_body(ctx, lock, ctx.parts, node.is_dir), 201 if created else 200,
                     headers={"Lock-Token": f"<{lock.token}>"},

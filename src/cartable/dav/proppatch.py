@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: EUPL-1.2
 """PROPPATCH (RFC 4918 §9.2): set and remove dead properties in document order, atomically.
-Live properties are protected: the whole request then fails (403 for them, 424 for the rest)."""
+Live properties are protected: the whole request then fails (403 for them, 424 for the rest).
+A namespace or name longer than the database stores is a 400. Core journals the change ("props")
+and moves no etag (core/props.py)."""
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
-from cartable.core import files, props
+from cartable.core import bounds, files, props
 from cartable.core.errors import InvalidInput
 from cartable.core.props import PropChange
 from cartable.dav import xml
@@ -14,6 +16,15 @@ from cartable.dav.context import DavRequest, run
 from cartable.http.bodies import read_limited
 
 __all__ = ["do_proppatch", "parse_proppatch"]
+
+
+def _check_bounds(ns: str, name: str) -> None:
+    if len(ns) > bounds.PROP_NS:
+        raise InvalidInput(f"a property namespace is {len(ns)} characters long; at most {bounds.PROP_NS} "
+                           "are accepted")
+    if len(name) > bounds.PROP_NAME:
+        raise InvalidInput(f"the property name {name[:40]!r}… is {len(name)} characters long; at most "
+                           f"{bounds.PROP_NAME} are accepted")
 
 
 def parse_proppatch(body: bytes) -> list[PropChange]:
@@ -30,6 +41,7 @@ def parse_proppatch(body: bytes) -> list[PropChange]:
                 raise InvalidInput("set and remove must contain DAV:prop")
             for el in xml.children(prop):
                 ns, name = xml.split_clark(el.tag)
+                _check_bounds(ns, name)
                 changes.append(PropChange(ns, name, xml.serialize(el) if is_set else None))
     if not changes:
         raise InvalidInput("PROPPATCH changes no property")
@@ -44,7 +56,7 @@ async def do_proppatch(ctx: DavRequest) -> Response:
     if protected:
         stats = [(c, 403 if c in protected else 424) for c in changes]
     else:
-        await run(props.patch, ctx.core, ctx.op, ctx.principal, ctx.parts, changes)
+        await run(props.patch, ctx.core, ctx.op, ctx.principal, ctx.parts, changes, ctx.preconditions())
         stats = [(c, 200) for c in changes]
     node_href = ctx.own_href(node.is_dir)
     body = [xml.MULTISTATUS_OPEN, f"<d:response><d:href>{xml.escape(node_href)}</d:href>"]

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: EUPL-1.2
 """OPTIONS, GET and HEAD. ETag and Last-Modified come from metadata, so conditional requests
-never touch the chunk store."""
+never touch the chunk store. A file is always sent as an attachment, with nosniff and a
+sandboxing Content-Security-Policy (http/downloads.py), on 200, 206 and HEAD alike; the folder
+page gets the same policy (it runs nothing either)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from cartable.core.model import Node
 from cartable.dav.context import DavRequest, run
 from cartable.dav.xml import escape
 from cartable.http.conditional import etag_list, parse_range, quote_etag
+from cartable.http.downloads import SAFE_HEADERS, download_headers
 
 __all__ = ["do_options", "do_get", "do_head", "ALLOW"]
 
@@ -55,7 +58,7 @@ async def _folder_page(ctx: DavRequest) -> Response:
     title = escape("/" + "/".join(ctx.parts))
     html = (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>'
             f"<body><h1>{title}</h1><ul>{rows}</ul></body></html>")
-    return HTMLResponse(html, headers=ctx.entity_headers(node))
+    return HTMLResponse(html, headers={**ctx.entity_headers(node), **SAFE_HEADERS})
 
 
 async def do_get(ctx: DavRequest, head: bool = False) -> Response:
@@ -67,6 +70,7 @@ async def do_get(ctx: DavRequest, head: bool = False) -> Response:
     if content is None:
         return await _folder_page(ctx)
     headers["Accept-Ranges"] = "bytes"
+    headers.update(download_headers(node.name))
     media = node.content_type or "application/octet-stream"
     rng = parse_range(ctx.header("range"), content.size)
     if rng is not None and ctx.header("if-range") not in (None, quote_etag(node.etag)):

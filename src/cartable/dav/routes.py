@@ -2,7 +2,14 @@
 """The WebDAV ASGI app: /remote.php/dav/files/{user}/... and the legacy /remote.php/webdav/...
 
 Each request: authenticate, resolve the path from the raw (still percent-encoded) URL, parse the
-If header, dispatch on the method; core errors become statuses in one place (dav/errors.py)."""
+If header, dispatch on the method; core errors become statuses in one place (dav/errors.py).
+Preconditions (If, If-Match, If-None-Match) are handed to core, which checks them inside the
+write's own transaction.
+
+The prefix is matched on the raw path, as the rest of it is parsed: a prefix spelled with
+percent-escapes ("/remote.php/dav%2Ffiles/..."), a user segment that decodes to something with a
+slash, or a user name in another case than the caller's, is a 404 (another user's name: 403),
+never a path silently shifted inside the caller's tree."""
 
 from __future__ import annotations
 
@@ -17,9 +24,9 @@ from cartable.common.paths import decode_url_path, split_path
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
 from cartable.core.errors import Forbidden, NotFound
-from cartable.core.tree import Op
+from cartable.core.model import Principal
 from cartable.dav import copymove, locking, propfind, proppatch, read, write
-from cartable.dav.context import DavConfig, DavRequest, Dialect, Handler
+from cartable.dav.context import DavConfig, DavRequest, Dialect, Handler, client_op
 from cartable.dav.errors import funnel
 from cartable.dav.ifheader import parse_if
 from cartable.http.basic import authenticate
@@ -44,7 +51,6 @@ BASE_HANDLERS: dict[str, Handler] = {
     "LOCK": locking.do_lock,
     "UNLOCK": locking.do_unlock,
 }
-_NO_IF_CHECK = {"GET", "HEAD", "PROPFIND"}
 
 
 class DavApp:
@@ -57,15 +63,22 @@ class DavApp:
         response = await self.handle(request)
         await response(scope, receive, send)
 
-    def _split(self, raw: str) -> tuple[str | None, str, str]:
-        """(user in the URL or None for the legacy root, base prefix, rest of the path)."""
-        if raw.startswith(FILES_PREFIX):
+    def _split(self, raw: str, principal: Principal) -> tuple[str, str]:
+        """(the user's base URL path, the rest of the raw path below it)."""
+        own = FILES_PREFIX + quote(principal.name, safe="")
+        if raw.startswith(FILES_PREFIX) or raw == FILES_PREFIX.rstrip("/"):
             user_enc, _, rest = raw[len(FILES_PREFIX):].partition("/")
             user = decode_url_path(user_enc.encode("latin-1"))
-            if not user:
-                raise NotFound("the URL names no user: use /remote.php/dav/files/USER/")
-            return user, FILES_PREFIX + user_enc, rest
-        return None, LEGACY_PREFIX, raw[len(LEGACY_PREFIX):]
+            if not user or "/" in user:
+                raise NotFound(f"the URL names no user: your files are at {own}/")
+            if user != principal.name:
+                if user.casefold() == principal.name.casefold():
+                    raise NotFound(f"there are no files under {user!r}: yours are at {own}/")
+                raise Forbidden(f"user {principal.name!r} cannot access the files of {user!r}")
+            return own, rest
+        if raw == LEGACY_PREFIX or raw.startswith(LEGACY_PREFIX + "/"):
+            return LEGACY_PREFIX, raw[len(LEGACY_PREFIX):]
+        raise NotFound(f"this is not a WebDAV URL: your files are at {own}/")
 
     async def handle(self, request: Request) -> Response:
         method = request.method.upper()
@@ -74,23 +87,17 @@ class DavApp:
     async def _handle(self, request: Request, method: str) -> Response:
         if method == "OPTIONS":
             return await read.do_options()
-        raw = request.scope.get("raw_path", request.url.path.encode()).split(b"?", 1)[0]
-        user, base, rest = self._split(raw.decode("latin-1"))
+        raw = request.scope.get("raw_path", request.url.path.encode()).split(b"?", 1)[0].decode("latin-1")
         client = request.client.host if request.client else ""
         principal = await authenticate(self.auth, request.headers.get("authorization"), client)
-        if user is not None and user != principal.name:
-            raise Forbidden(f"user {principal.name!r} cannot access the files of {user!r}")
-        base = FILES_PREFIX + quote(principal.name, safe="") if user is not None else base
+        base, rest = self._split(raw, principal)
         parts = split_path(decode_url_path(rest.encode("latin-1")))
         handler = self.dialect.handlers.get(method)
         if handler is None:
             return Response(f"method {method} is not supported here\n", status_code=405,
                             headers={"Allow": read.ALLOW})
         ifh = parse_if(request.headers.get("if"))
-        op = Op(principal, ifh.tokens, request.headers.get("x-cartable-device"),
-                request.headers.get("x-cartable-operation"))
+        op = client_op(request.headers, principal, ifh.tokens)
         ctx = DavRequest(request, self.core, self.auth, self.config, principal, parts, base, ifh, op,
-                         self.dialect, raw.decode("latin-1"))
-        if method not in _NO_IF_CHECK and method != "LOCK":
-            await locking.check_if_header(ctx)
+                         self.dialect, raw)
         return await handler(ctx)

@@ -10,13 +10,12 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cartable.core import files
+from cartable.core import bounds, files
 from cartable.core.errors import InvalidInput
 from cartable.core.model import WriteResult
-from cartable.core.preconditions import Preconditions
 from cartable.core.writes import Upload
 from cartable.dav.context import DavRequest, run
-from cartable.http.conditional import etag_list
+from cartable.http.headers import bounded
 
 __all__ = ["do_put", "do_mkcol", "do_delete", "parse_mtime", "stream_body"]
 
@@ -48,13 +47,15 @@ def _length(ctx: DavRequest) -> int | None:
 async def do_put(ctx: DavRequest) -> Response:
     if ctx.header("content-range"):
         raise InvalidInput("partial PUT with Content-Range is not supported")
-    pre = Preconditions(etag_list(ctx.header("if-match")), etag_list(ctx.header("if-none-match")))
+    pre = ctx.preconditions()
     mtime = parse_mtime(ctx.header("x-oc-mtime"))
     length = _length(ctx)
+    checksum = bounded("OC-Checksum", ctx.header("oc-checksum"), bounds.CHECKSUMS)
+    content_type = _content_type(ctx)
 
     def start() -> Upload:
         return Upload(ctx.core, ctx.op, ctx.parts, length=length, mtime=mtime,
-                      checksum=ctx.header("oc-checksum"), preconditions=pre, content_type=_content_type(ctx))
+                      checksum=checksum, preconditions=pre, content_type=content_type)
 
     if length is not None and length <= _SMALL:
         # Small bodies: receive first, then one trip to a worker thread for the whole write.
@@ -108,10 +109,15 @@ async def _stream(ctx: DavRequest, upload: Upload) -> WriteResult:
 
 
 def _content_type(ctx: DavRequest) -> str | None:
+    """The media type to store (None: guess from the name); 400 when too long to be stored."""
     ct = ctx.header("content-type")
     if not ct or ct.startswith("application/octet-stream") or ct.startswith("application/x-www-form"):
         return None
-    return ct.split(";")[0].strip()[:255] or None
+    media = ct.split(";")[0].strip()
+    if len(media) > bounds.CONTENT_TYPE:
+        raise InvalidInput(f"the Content-Type header's media type is {len(media)} characters long; "
+                           f"at most {bounds.CONTENT_TYPE} are accepted")
+    return media or None
 
 
 async def do_mkcol(ctx: DavRequest) -> Response:
@@ -119,11 +125,10 @@ async def do_mkcol(ctx: DavRequest) -> Response:
         body = await ctx.request.body()
         if body:
             return Response("MKCOL with a request body is not supported\n", status_code=415)
-    node = await run(files.mkdir, ctx.core, ctx.op, ctx.parts)
+    node = await run(files.mkdir, ctx.core, ctx.op, ctx.parts, ctx.preconditions())
     return Response(status_code=201, headers=ctx.entity_headers(node))
 
 
 async def do_delete(ctx: DavRequest) -> Response:
-    im = etag_list(ctx.header("if-match"))
-    await run(files.delete, ctx.core, ctx.op, ctx.parts, if_match=im[0] if im else None)
+    await run(files.delete, ctx.core, ctx.op, ctx.parts, ctx.preconditions())
     return Response(status_code=204)

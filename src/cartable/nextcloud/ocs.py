@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from cartable.common.paths import DEFAULT_POLICY, NamePolicy
 from cartable.core import accounts, files
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
@@ -23,11 +24,12 @@ from cartable.dav.context import run
 from cartable.http.basic import CHALLENGE, authenticate
 from cartable.http.errormap import status_for
 from cartable.nextcloud.errors import STATUS
+from cartable.nextcloud.names import filename_capabilities
 from cartable.nextcloud.status import version_info
 
 __all__ = ["OcsApp", "capabilities", "ocs_response"]
 
-def capabilities() -> dict[str, Any]:
+def capabilities(names: NamePolicy = DEFAULT_POLICY) -> dict[str, Any]:
     """Only what cartable really does: no sharing, trash or versions yet; no bulk upload."""
     return {
         "core": {"pollinterval": 60, "webdav-root": "remote.php/webdav",
@@ -35,7 +37,7 @@ def capabilities() -> dict[str, Any]:
         "bruteforce": {"delay": 0},
         "dav": {"chunking": "1.0", "chunkingParallelUploadDisabled": False},
         "checksums": {"supportedTypes": ["SHA1", "MD5", "SHA256", "ADLER32"], "preferredUploadType": "SHA1"},
-        "files": {"bigfilechunking": True, "blacklisted_files": [".htaccess"], "undelete": False,
+        "files": {"bigfilechunking": True, **filename_capabilities(names), "undelete": False,
                   "versioning": False, "comments": False},
         "uploadConflictFiles": True,
     }
@@ -116,7 +118,7 @@ class OcsApp:
             return response
 
     async def get_capabilities(self, request: Request, v2: bool, _p: Principal | None) -> Response:
-        return ocs_response(request, v2, {"version": version_info(), "capabilities": capabilities()})
+        return ocs_response(request, v2, {"version": version_info(), "capabilities": capabilities(self.core.names)})
 
     async def get_user(self, request: Request, v2: bool, p: Principal | None) -> Response:
         assert p is not None

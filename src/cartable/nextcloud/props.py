@@ -81,7 +81,7 @@ async def do_patch(ctx: DavRequest) -> Response:
     algo = (ctx.header("x-recalculate-hash") or "").strip()
     if not algo:
         return Response("PATCH is only supported with X-Recalculate-Hash\n", status_code=405)
-    value = await run(files.recalculate_checksum, ctx.core, ctx.op, ctx.parts, algo)
+    value = await run(files.recalculate_checksum, ctx.core, ctx.op, ctx.parts, algo, ctx.preconditions())
     return Response(status_code=204, headers={"OC-Checksum": value})
 
 

@@ -8,10 +8,15 @@ endpoint; protocol notes §7.2, §7.3).
   owncloudcmd's byte offsets, v2's 1..N, Android's 6 digits, rclone's ``start-end`` ranges).
 - ``PROPFIND ID`` (Depth 0/1) → 207 listing the parts, so an interrupted upload resumes.
 - ``MOVE ID/.file`` + ``Destination`` → 201/204 with ETag, OC-ETag, OC-FileId; honours
-  ``OC-Total-Length``/``OC-Total-File-Length``, ``If-Match``, ``Overwrite``, the WebDAV ``If`` header
-  on the destination, ``X-OC-Mtime`` and ``OC-Checksum``.
+  ``OC-Total-Length``/``OC-Total-File-Length``, ``If-Match`` (on the destination), ``Overwrite``,
+  ``X-OC-Mtime``, ``OC-Checksum`` and the WebDAV ``If`` header, which core evaluates inside the
+  assembly's commit with the same evaluator as WebDAV's (untagged lists are about ``.file``, which
+  has no state; tagged lists about any path of the user's files). A new destination name must pass
+  the server's naming policy (400 otherwise).
 - ``DELETE ID`` → 204. GET of a part → 405 (parts cannot be downloaded, as in v2).
-Only the user named in the URL may touch their uploads (403 otherwise); unknown ids → 404.
+Only the user named in the URL may touch their uploads (403 otherwise); unknown ids → 404. The
+prefix and user are matched on the raw path (an escaped prefix or a user segment with a slash: 404).
+Ids and part names are names (at most 255 bytes: 400 beyond); they never become file names.
 """
 
 from __future__ import annotations
@@ -25,17 +30,16 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from cartable.common.paths import InvalidPath, decode_url_path, split_path
-from cartable.core import files, locks
+from cartable.core import bounds
 from cartable.core import uploads as core_uploads
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
 from cartable.core.errors import CartableError, Forbidden, InvalidInput, NotFound
-from cartable.core.model import Node, Principal
+from cartable.core.model import Principal
 from cartable.core.preconditions import Preconditions
-from cartable.core.tree import Op
-from cartable.dav.context import Dialect, run
+from cartable.dav.context import Dialect, client_op, run
 from cartable.dav.errors import funnel
-from cartable.dav.ifheader import IfHeader, list_holds, parse_if
+from cartable.dav.ifheader import parse_if, predicate
 from cartable.dav.propfind import parse_propfind
 from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
 from cartable.dav.write import parse_mtime, stream_body
@@ -43,6 +47,7 @@ from cartable.dav.xml import escape
 from cartable.http.basic import authenticate
 from cartable.http.bodies import read_limited
 from cartable.http.conditional import etag_list
+from cartable.http.headers import bounded
 from cartable.nextcloud.upload_xml import render_upload
 
 __all__ = ["UploadsApp", "UPLOADS_PREFIX"]
@@ -53,6 +58,7 @@ UPLOADS_PREFIX = "/remote.php/dav/uploads/"
 _BUFFER = 4 * 1024 * 1024
 _ALLOW_COLLECTION = "OPTIONS, MKCOL, PROPFIND, DELETE"
 _ALLOW_PART = "OPTIONS, PUT, PROPFIND, MOVE"
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -73,8 +79,8 @@ def _int_header(req: _Req, name: str) -> int | None:
     raw = req.header(name)
     if raw is None or not raw.strip():
         return None
-    if not raw.strip().isdigit():
-        raise InvalidInput(f"{name} {raw!r} is not a number of bytes")
+    if not raw.strip().isdigit() or int(raw) > _INT64_MAX:
+        raise InvalidInput(f"the {name} header {raw[:40]!r} is not a number of bytes")
     return int(raw)
 
 
@@ -95,11 +101,13 @@ class UploadsApp:
         raw = request.scope.get("raw_path", request.url.path.encode()).split(b"?", 1)[0].decode("latin-1")
         if method == "OPTIONS":
             return Response(status_code=200, headers={"DAV": "1", "Allow": f"{_ALLOW_COLLECTION}, PUT, MOVE"})
-        segs = [decode_url_path(s.encode("latin-1")) for s in raw[len(UPLOADS_PREFIX):].split("/") if s]
-        if not segs:
-            raise NotFound("the URL names no user: use /remote.php/dav/uploads/USER/ID/")
         client = request.client.host if request.client else ""
         principal = await authenticate(self.auth, request.headers.get("authorization"), client)
+        if not raw.startswith(UPLOADS_PREFIX):
+            raise NotFound(f"this is not an uploads URL: use {UPLOADS_PREFIX}{principal.name}/ID/")
+        segs = [decode_url_path(s.encode("latin-1")) for s in raw[len(UPLOADS_PREFIX):].split("/") if s]
+        if not segs or any("/" in s for s in segs):
+            raise NotFound(f"the URL names no user or upload: use {UPLOADS_PREFIX}{principal.name}/ID/")
         if segs[0] != principal.name:
             raise Forbidden(f"user {principal.name!r} cannot access the uploads of {segs[0]!r}")
         if len(segs) > 3:
@@ -190,48 +198,36 @@ async def _put(req: _Req) -> Response:
     return Response(status_code=201)
 
 
-def _destination_parts(req: _Req, destination: str) -> tuple[str, ...]:
-    """The path inside the user's files of a Destination (absolute path or full URL)."""
-    path = urlsplit(destination.strip()).path
+def _tree_parts(req: _Req, url: str) -> tuple[str, ...] | None:
+    """The path inside the user's files of a URL or absolute path; None when it is elsewhere.
+    InvalidPath for a hostile path."""
+    path = urlsplit(url.strip()).path
     if path.startswith(FILES_PREFIX):
         user_enc, _, rest = path[len(FILES_PREFIX):].partition("/")
         if decode_url_path(user_enc.encode("latin-1", "replace")) != req.principal.name:
-            raise Forbidden("an upload can only be moved into its owner's files")
+            return None
     elif path == LEGACY_PREFIX or path.startswith(LEGACY_PREFIX + "/"):
         rest = path[len(LEGACY_PREFIX):]
     else:
+        return None
+    return split_path(decode_url_path(rest.encode("latin-1", "replace")))
+
+
+def _destination_parts(req: _Req, destination: str) -> tuple[str, ...]:
+    """The path inside the user's files of a Destination (absolute path or full URL)."""
+    parts = _tree_parts(req, destination)
+    if parts is None:
         raise Forbidden(f"Destination {destination!r} is not inside {FILES_PREFIX}{req.principal.name}/")
-    parts = split_path(decode_url_path(rest.encode("latin-1", "replace")))
     if not parts:
         raise Forbidden("an upload cannot replace the root folder")
     return parts
 
 
-async def _if_state(req: _Req, ifh: IfHeader, dst: tuple[str, ...]) -> Preconditions | None:
-    """The If header as a condition on the destination, evaluated inside the commit. Lists tagged
-    with another resource, or untagged (the .file pseudo-member), see no node."""
-    if not ifh.present:
-        return None
+def _tagged_parts(req: _Req, url: str) -> tuple[str, ...] | None:
     try:
-        node: Node | None = await run(files.stat, req.core, req.principal, dst)
-    except NotFound:
-        node = None
-    tokens = await run(locks.tokens_valid_for, req.core, node)
-    targets: list[bool] = []
-    for lst in ifh.lists:
-        try:
-            on_dst = lst.resource is not None and _destination_parts(req, lst.resource) == dst
-        except (CartableError, InvalidPath):
-            on_dst = False
-        targets.append(on_dst)
-
-    def holds(existing: Node | None) -> bool:
-        # Lists about another resource see neither a node nor tokens.
-        return any(list_holds(lst, existing.etag if on_dst and existing is not None else None,
-                              tokens if on_dst else ())
-                   for lst, on_dst in zip(ifh.lists, targets))
-
-    return Preconditions(state=holds)
+        return _tree_parts(req, url)
+    except InvalidPath:
+        return None
 
 
 async def _move(req: _Req) -> Response:
@@ -248,15 +244,16 @@ async def _move(req: _Req) -> Response:
     if len(totals) > 1:
         raise InvalidInput("OC-Total-Length and OC-Total-File-Length disagree")
     ifh = parse_if(req.header("if"))
-    state = await _if_state(req, ifh, dst)
     overwrite = (req.header("overwrite") or "T").strip().upper() != "F"
+    # If-Match is about the destination; the If header's untagged lists about .file (no state).
     pre = Preconditions(etag_list(req.header("if-match")), None if overwrite else ["*"],
-                        state.state if state is not None else None)
+                        predicate(ifh, None, lambda url: _tagged_parts(req, url)))
     mtime = parse_mtime(req.header("x-oc-mtime"))
-    op = Op(req.principal, ifh.tokens, req.header("x-cartable-device"), req.header("x-cartable-operation"))
+    op = client_op(req.request.headers, req.principal, ifh.tokens)
+    checksum = bounded("OC-Checksum", req.header("oc-checksum"), bounds.CHECKSUMS)
     result = await run(core_uploads.assemble, req.core, op, req.key, dst,
                        total_length=next(iter(totals), None), mtime=mtime,
-                       checksum=req.header("oc-checksum"), preconditions=pre)
+                       checksum=checksum, preconditions=pre)
     headers = req.dialect.entity_headers(result.node)
     if mtime is not None:
         headers["X-OC-MTime"] = "accepted"

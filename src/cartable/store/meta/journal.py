@@ -1,5 +1,14 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""The change journal (append-only) and the database's epoch and settings (meta_kv)."""
+"""The change journal (append-only) and the database's epoch and settings (meta_kv).
+
+Each entry is one node after one change, tagged with the client's (device id, operation id) when
+it sent them. Its ``op`` is one of:
+- "create": the node appeared (PUT of a new file, MKCOL, COPY, LOCK on an unmapped URL);
+- "modify": a file got a new version (its content, size, mtime and etag changed);
+- "move": the node was renamed or moved (its parent and name are the new ones; id and etag kept);
+- "delete": the node and everything below it are gone;
+- "props": its dead properties (favourite, tags, any client property) changed; etags did not.
+"""
 
 from __future__ import annotations
 

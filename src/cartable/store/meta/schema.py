@@ -133,7 +133,7 @@ changes = Table(
     Column("parent_id", ID, nullable=True),
     Column("name", String(1024), nullable=False),
     Column("kind", String(1), nullable=False),
-    Column("op", String(16), nullable=False),  # create, modify, move, delete
+    Column("op", String(16), nullable=False),  # create, modify, move, delete, props (see journal.py)
     Column("version_id", ID, nullable=True),
     Column("size", BigInteger, nullable=False, default=0),
     Column("mtime", Float, nullable=False, default=0),

@@ -7,7 +7,7 @@ Plain row access: reference counting of the parts' chunks is the caller's job (c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.schema import upload_parts, uploads
 
 __all__ = ["UploadRecord", "PartRecord", "create", "get", "get_for_update", "touch", "delete",
-           "put_part", "get_part", "list_parts", "delete_parts", "list_expired", "staged_bytes",
+           "put_part", "get_part", "list_parts", "list_expired", "staged_bytes",
            "iter_part_manifests", "list_for_user"]
 
 
@@ -120,12 +120,6 @@ def list_parts(tx: Tx, upload_id: int) -> list[PartRecord]:
     rows = tx.execute(select(upload_parts).where(upload_parts.c.upload_id == upload_id)
                       .order_by(upload_parts.c.name))
     return [PartRecord.from_row(r) for r in rows]
-
-
-def delete_parts(tx: Tx, upload_id: int, names: Sequence[str]) -> None:
-    for name in names:
-        tx.execute(upload_parts.delete().where(upload_parts.c.upload_id == upload_id,
-                                               upload_parts.c.name == name))
 
 
 def staged_bytes(tx: Tx, user_id: int) -> int:
