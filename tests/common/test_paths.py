@@ -10,6 +10,8 @@ import pytest
 from cartable.common.paths import (
     MAX_NAME_BYTES,
     InvalidPath,
+    NamePolicy,
+    check_new_name,
     decode_url_path,
     join_path,
     normalize_name,
@@ -136,3 +138,128 @@ def test_decode_url_path_refuses_invalid_utf8(raw: bytes) -> None:
     with pytest.raises(InvalidPath) as info:
         decode_url_path(raw)
     assert info.value.reason == "encoding"
+
+
+# ---------------------------------------------------------------------------------------------
+# New names: Nextcloud's filename validator defaults, and its Windows-compatible switch
+
+WINDOWS = NamePolicy().windows_compatible()
+
+# (name, reason under the default policy)
+REFUSED_NEW_NAMES: list[tuple[str, str]] = [
+    ("..\\..\\win.ini", "forbidden_character"),
+    ("back\\slash", "forbidden_character"),
+    ("\\", "forbidden_character"),
+    ("a\\", "forbidden_character"),
+    (".htaccess", "forbidden_name"),
+    (".HTAccess", "forbidden_name"),
+    ("movie.part", "forbidden_extension"),
+    ("MOVIE.PART", "forbidden_extension"),
+    ("x.filepart", "forbidden_extension"),
+    (".part", "forbidden_extension"),
+    (" ", "blank"),
+    ("   ", "blank"),
+    (" .", "dot"),
+    (".. ", "dot"),
+    (" .. ", "dot"),
+    # normalize_name's own refusals come first
+    ("", "empty"),
+    ("..", "dot"),
+    ("a/b", "slash"),
+    ("nul\x00", "nul"),
+    ("x" * (MAX_NAME_BYTES + 1), "too_long"),
+]
+
+# Accepted by default (Linux and macOS store them), refused once Windows compatibility is on.
+WINDOWS_ONLY: list[tuple[str, str]] = [
+    ("CON", "forbidden_basename"),
+    ("con", "forbidden_basename"),
+    ("nul.txt", "forbidden_basename"),
+    ("Aux.tar.gz", "forbidden_basename"),
+    ("COM1", "forbidden_basename"),
+    ("lpt9.doc", "forbidden_basename"),
+    ("com¹", "forbidden_basename"),
+    ("colon:name", "forbidden_character"),
+    ("star*", "forbidden_character"),
+    ("what?", "forbidden_character"),
+    ("<angle>", "forbidden_character"),
+    ('dq"', "forbidden_character"),
+    ("pi|pe", "forbidden_character"),
+    ("trailing dot.", "forbidden_extension"),
+    ("trailing space ", "forbidden_extension"),
+    ("...", "forbidden_extension"),
+]
+
+ACCEPTED_NEW_NAMES: list[str] = [
+    "report.pdf",
+    ".hidden",
+    "..x",
+    " leading space",
+    "htaccess",
+    ".htaccess.txt",  # a forbidden NAME, not a forbidden prefix
+    "part",
+    "movie.part.mkv",
+    "console.log",  # "console" is not "con"
+    "com10",
+    "COM",
+    ".con",  # a leading dot belongs to the basename
+    "x" * MAX_NAME_BYTES,
+]
+
+
+@pytest.mark.parametrize(("name", "reason"), REFUSED_NEW_NAMES)
+def test_new_names_refused_by_default(name: str, reason: str) -> None:
+    with pytest.raises(InvalidPath) as info:
+        check_new_name(name)
+    assert info.value.reason == reason
+    assert str(info.value)
+    with pytest.raises(InvalidPath):
+        check_new_name(name, WINDOWS)
+
+
+@pytest.mark.parametrize(("name", "reason"), WINDOWS_ONLY)
+def test_windows_compatible_names(name: str, reason: str) -> None:
+    assert check_new_name(name) == name
+    with pytest.raises(InvalidPath) as info:
+        check_new_name(name, WINDOWS)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("name", ACCEPTED_NEW_NAMES)
+def test_new_names_accepted(name: str) -> None:
+    assert check_new_name(name) == name
+    assert check_new_name(name, WINDOWS) == name
+
+
+def test_new_names_are_nfc() -> None:
+    assert check_new_name("Cafe\u0301.txt") == "Café.txt"
+
+
+def test_existing_names_still_parse() -> None:
+    # Reading, deleting or overwriting a name stored before a stricter policy goes through
+    # normalize_name only, which keeps accepting it.
+    for name in ("..\\..\\win.ini", ".htaccess", "x.part", "CON", "trailing dot."):
+        assert split_path("a/" + name) == ("a", name)
+
+
+def test_backslash_cannot_be_allowed() -> None:
+    policy = NamePolicy(forbidden_names=frozenset(), forbidden_characters="", forbidden_extensions=())
+    assert "\\" in policy.characters and "/" in policy.characters
+    with pytest.raises(InvalidPath):
+        check_new_name("a\\b", policy)
+    assert check_new_name(".htaccess", policy) == ".htaccess"
+    assert check_new_name("x.part", policy) == "x.part"
+
+
+def test_policy_lists_ignore_case_and_extend() -> None:
+    policy = NamePolicy(forbidden_names=frozenset({"Desktop.INI"}), forbidden_basenames=frozenset({"Thumbs"}),
+                        forbidden_characters="#", forbidden_extensions=(".TMP",))
+    for name in ("desktop.ini", "thumbs.db", "a#b", "x.tmp"):
+        with pytest.raises(InvalidPath):
+            check_new_name(name, policy)
+    assert policy.characters == "\\/#"
+    win = policy.windows_compatible()
+    assert "con" in win.forbidden_basenames and "Thumbs" in win.forbidden_basenames
+    assert win.characters == "\\/#" + '<>:"|?*'
+    assert win.forbidden_extensions == (".TMP", " ", ".")
+    assert win.windows_compatible() == win

@@ -193,3 +193,34 @@ def test_delete_user_releases_everything(core: Core) -> None:
         accounts.get_user(core, "alice")
     report = fsck.check(core)
     assert report.ok and report.files == 0
+
+
+def test_locking_again_leaves_no_expired_rows(tmp_path: Path) -> None:
+    from sqlalchemy import func, select
+
+    from cartable.core import locks
+    from cartable.store.meta.schema import locks as locks_table
+    from tests.core.conftest import FakeClock
+
+    clock = FakeClock()
+    core = make_core(tmp_path, clock)
+    accounts.create_user(core, "alice", "alice-secret-pw")
+    op = op_for(core)
+    put(core, op, "f.txt", b"x")
+    for _ in range(5):
+        lock, created = locks.lock(core, op, ("f.txt",), exclusive=True, infinite=False, owner_xml="", timeout=10)
+        assert not created
+        clock.advance(11)  # the lock expires unreleased, as when a client crashes
+    with core.db.read() as tx:
+        rows = tx.execute(select(func.count()).select_from(locks_table)).scalar_one()
+    assert rows == 1
+    assert lock.token == tx_token(core)
+
+
+def tx_token(core: Core) -> str:
+    from sqlalchemy import select
+
+    from cartable.store.meta.schema import locks as locks_table
+
+    with core.db.read() as tx:
+        return str(tx.execute(select(locks_table.c.token)).scalar_one())

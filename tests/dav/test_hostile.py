@@ -19,9 +19,13 @@ import pytest
 from lxml import etree
 from starlette.testclient import TestClient
 
-from cartable.core import accounts
+from cartable.core import accounts, tree
 from cartable.core.context import Core
-from tests.conftest import DAV, PASSWORD, LiveServer
+from cartable.server import build_app, open_core
+from cartable.store.meta import journal
+from cartable.store.meta import nodes as nodes_repo
+from tests.conftest import DAV, PASSWORD, LiveServer, make_settings
+from tests.core.conftest import principal
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -638,3 +642,361 @@ def test_correct_checksum_is_accepted(client: TestClient, size: int) -> None:
         r = client.put(url(name), content=data, headers={"OC-Checksum": f"{algo}:{digest}"})
         assert r.status_code == 201, r.text
         assert client.get(url(name)).content == data
+
+
+# ---------------------------------------------------------------------------------------------
+# Names no new file may take (Nextcloud's filename validator defaults), at every entry point
+
+UP = "/remote.php/dav/uploads/alice"
+LOCKINFO = (b'<d:lockinfo xmlns:d="DAV:"><d:lockscope><d:exclusive/></d:lockscope>'
+            b"<d:locktype><d:write/></d:locktype><d:owner>attacker</d:owner></d:lockinfo>")
+
+
+def _enter_put(client: TestClient, raw: bytes) -> RawResponse:
+    return raw_request(client, "PUT", DAV.encode() + b"/" + raw, b"payload")
+
+
+def _enter_mkcol(client: TestClient, raw: bytes) -> RawResponse:
+    return raw_request(client, "MKCOL", DAV.encode() + b"/" + raw)
+
+
+def _enter_move(client: TestClient, raw: bytes) -> RawResponse:
+    return raw_request(client, "MOVE", DAV.encode() + b"/top.txt",
+                       headers={"Destination": "http://testserver" + DAV + "/" + raw.decode("latin-1")})
+
+
+def _enter_copy(client: TestClient, raw: bytes) -> RawResponse:
+    return raw_request(client, "COPY", DAV.encode() + b"/a",
+                       headers={"Destination": DAV + "/" + raw.decode("latin-1")})
+
+
+def _enter_lock(client: TestClient, raw: bytes) -> RawResponse:
+    return raw_request(client, "LOCK", DAV.encode() + b"/" + raw, LOCKINFO)
+
+
+def _enter_upload(client: TestClient, raw: bytes) -> RawResponse:
+    assert client.request("MKCOL", f"{UP}/up-1").status_code == 201
+    assert client.put(f"{UP}/up-1/00001", content=b"chunk").status_code == 201
+    r = raw_request(client, "MOVE", f"{UP}/up-1/.file".encode(),
+                    headers={"Destination": DAV + "/" + raw.decode("latin-1")})
+    if r.status_code >= 400:
+        listing = client.request("PROPFIND", f"{UP}/up-1", headers={"Depth": "1"})
+        assert listing.status_code == 207 and "00001" in listing.text, "a refused MOVE keeps the upload"
+        assert client.request("DELETE", f"{UP}/up-1").status_code == 204
+    return r
+
+
+ENTRIES = {"PUT": _enter_put, "MKCOL": _enter_mkcol, "COPY": _enter_copy, "LOCK": _enter_lock,
+           "upload MOVE": _enter_upload, "MOVE": _enter_move}
+
+# (raw name as it appears in the URL, expected status)
+NEW_NAMES: list[tuple[bytes, int]] = [
+    (b"..%5C..%5Cwin.ini", 400),
+    (b"..\\..\\win.ini", 400),  # not even percent-encoded
+    (b"a%5Cb.txt", 400),
+    (b"trailing%5C", 400),
+    (b".htaccess", 400),
+    (b".HTaccess", 400),
+    (b"movie.part", 400),
+    (b"movie.PART", 400),
+    (b"x.filepart", 400),
+    (b"%20%20", 400),
+    (b"%20..%20", 400),
+    (b"CON", 201),  # only refused with windows_compatible_names
+    (b"a%3Ab.txt", 201),
+    (b"trailing.", 201),
+    (b"fine.txt", 201),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), NEW_NAMES)
+def test_new_names_are_checked_everywhere(populated: TestClient, raw: bytes, expected: int) -> None:
+    client = populated
+    for i, (entry, enter) in enumerate(ENTRIES.items()):
+        before, before_a = snapshot(client), snapshot(client, "a")
+        if expected == 400:
+            r = enter(client, raw)
+            assert r.status_code == 400, (entry, raw, r.status_code, r.content[:300])
+            assert_error_message(r)
+            assert b"cannot be created" in r.content, (entry, r.content)
+            assert snapshot(client) == before, entry
+            assert snapshot(client, "a") == before_a, entry
+            continue
+        # The same names are fine: each entry creates one in a folder of its own.
+        assert client.request("MKCOL", url(f"e{i}")).status_code == 201
+        r = enter(client, f"e{i}/".encode() + raw)
+        assert r.status_code in (200, 201, 204), (entry, raw, r.status_code, r.content[:300])
+        name = quote(unquote(raw.decode("latin-1")), safe="")
+        assert client.request("PROPFIND", url(f"e{i}/{name}"), headers={"Depth": "0"}).status_code == 207
+
+
+def _rename_row(core: Core, path: tuple[str, ...], new_name: str) -> None:
+    """What a name stored before a stricter policy looks like: written straight into the table."""
+    with core.db.write() as tx:
+        space = tree.space_of(tx, principal(core))
+        node = tree.resolve(tx, space, path)
+        nodes_repo.update_node(tx, node.id, name=new_name)
+
+
+def test_names_stored_before_stay_usable(populated: TestClient, core: Core) -> None:
+    client = populated
+    legacy = "..\\..\\win.ini"
+    enc = quote(legacy, safe="")
+    _rename_row(core, ("top.txt",), legacy)
+    assert client.put(url("a/.htaccess"), content=b"x").status_code == 400
+    assert client.put(url("a/plain.txt"), content=b"deny from all").status_code == 201
+    _rename_row(core, ("a", "plain.txt"), ".htaccess")
+
+    assert client.get(url(enc)).content == b"top"
+    assert client.request("PROPFIND", url(""), headers={"Depth": "1"}).text.count(enc) == 1
+    assert client.put(url(enc), content=b"overwritten").status_code == 204, "overwriting keeps the name"
+    assert client.get(url(enc)).content == b"overwritten"
+    body = (f'<d:propertyupdate xmlns:d="DAV:" xmlns:x="{XNS}"><d:set><d:prop><x:color>red</x:color>'
+            "</d:prop></d:set></d:propertyupdate>").encode()
+    assert client.request("PROPPATCH", url(enc), content=body).status_code == 207
+    before = snapshot(client)
+    r = client.request("MOVE", url(enc), headers={"Destination": url("a/" + enc)})
+    assert r.status_code == 400, "a stored name does not travel to a new place"
+    assert snapshot(client) == before
+    r = client.request("COPY", url(enc), headers={"Destination": url("a/" + enc)})
+    assert r.status_code == 400
+    assert snapshot(client) == before
+    assert client.request("MOVE", url(enc), headers={"Destination": url("win.ini")}).status_code == 201
+    assert client.get(url("win.ini")).content == b"overwritten"
+    assert client.get(url("a/.htaccess")).content == b"deny from all"
+    assert client.request("DELETE", url("a/.htaccess")).status_code == 204
+    assert client.get(url("a/.htaccess")).status_code == 404
+
+
+def test_windows_compatible_names_setting(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", windows_compatible_names=True)
+    core = open_core(settings)
+    accounts.create_user(core, "alice", PASSWORD)
+    with TestClient(build_app(settings, core), base_url="http://testserver") as tc:
+        tc.auth = ("alice", PASSWORD)
+        for name in ("CON", "con.txt", "LPT1.doc", "a%3Ab", "what%3F", "dot.", "space%20"):
+            r = tc.put(url(name), content=b"x")
+            assert r.status_code == 400, (name, r.status_code)
+            assert tc.request("MKCOL", url(name)).status_code == 400
+        assert tc.put(url("console.txt"), content=b"x").status_code == 201
+        caps = tc.get("/ocs/v2.php/cloud/capabilities?format=json").json()["ocs"]["data"]["capabilities"]
+        files = caps["files"]
+        assert "con" in files["forbidden_filename_basenames"] and "lpt9" in files["forbidden_filename_basenames"]
+        assert set('\\/<>:"|?*') <= set(files["forbidden_filename_characters"])
+        assert {" ", "."} <= set(files["forbidden_filename_extensions"])
+    core.db.dispose()
+
+
+def test_capabilities_advertise_the_naming_policy(client: TestClient) -> None:
+    r = client.get("/ocs/v2.php/cloud/capabilities?format=json", auth=None)
+    files = r.json()["ocs"]["data"]["capabilities"]["files"]
+    assert files["forbidden_filenames"] == [".htaccess"] == files["blacklisted_files"]
+    assert files["forbidden_filename_characters"] == ["\\", "/"]
+    assert files["forbidden_filename_extensions"] == [".part", ".filepart"]
+    assert files["forbidden_filename_basenames"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads: user content never runs as a page of the site
+
+EVIL = {
+    "evil.html": (b"<html><body><script>fetch('/ocs/v2.php/core/getapppassword')</script></body></html>",
+                  "text/html"),
+    "evil.svg": (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>',
+                 "image/svg+xml"),
+    "caf\u00e9 \"quoted\" \u65e5.htm": (b"<script>alert(1)</script>", "text/html"),
+}
+
+
+def _assert_download_headers(r: httpx.Response | RawResponse, name: str) -> None:
+    h = {k.lower(): v for k, v in r.headers.items()}
+    assert h["x-content-type-options"] == "nosniff"
+    csp = h["content-security-policy"]
+    assert "default-src 'none'" in csp and "sandbox" in csp.split(";")[-1]
+    disp = h["content-disposition"]
+    assert disp.startswith("attachment; ")
+    assert f"filename*=UTF-8''{quote(name, safe='')}" in disp
+    fallback = disp.split('filename="', 1)[1]
+    assert fallback.endswith('"') and fallback[:-1].isascii() and '"' not in fallback[:-1]
+    assert "\\" not in fallback
+
+
+@pytest.mark.parametrize("name", EVIL)
+def test_uploaded_pages_and_images_are_downloads(client: TestClient, name: str) -> None:
+    data, ctype = EVIL[name]
+    enc = quote(name, safe="")
+    assert client.put(url(enc), content=data, headers={"Content-Type": ctype}).status_code == 201
+    r = client.get(url(enc))
+    assert r.status_code == 200 and r.content == data
+    _assert_download_headers(r, name)
+    head = client.head(url(enc))
+    assert head.status_code == 200
+    _assert_download_headers(head, name)
+    part = client.get(url(enc), headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206 and part.content == data[:10]
+    _assert_download_headers(part, name)
+
+
+def test_ascii_fallback_of_a_unicode_name(client: TestClient) -> None:
+    assert client.put(url("%C3%A9t%C3%A9%20r%C3%A9sum%C3%A9.pdf"), content=b"%PDF").status_code == 201
+    disp = client.get(url("%C3%A9t%C3%A9%20r%C3%A9sum%C3%A9.pdf")).headers["content-disposition"]
+    assert disp == ("attachment; filename*=UTF-8''%C3%A9t%C3%A9%20r%C3%A9sum%C3%A9.pdf; "
+                    'filename="ete resume.pdf"')
+
+
+def test_folder_page_is_safe_too(client: TestClient) -> None:
+    name = "<img src=x onerror=alert(1)>"
+    assert client.request("MKCOL", url("d")).status_code == 201
+    assert client.put(url("d/" + quote(name, safe="")), content=b"x").status_code == 201
+    r = client.get(url("d/"))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in r.headers["content-security-policy"]
+    assert name not in r.text and "&lt;img" in r.text
+    assert "content-disposition" not in r.headers
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing: the URL names the caller's tree, or nothing
+
+
+def test_files_root_without_credentials_is_401(client: TestClient) -> None:
+    for path in ("/remote.php/dav/files/", "/remote.php/dav/files"):
+        r = client.request("PROPFIND", path, auth=None, headers={"Depth": "0"})
+        assert r.status_code == 401, path
+        assert r.headers["www-authenticate"].startswith("Basic ")
+        r = client.request("PROPFIND", path, headers={"Depth": "0"})
+        assert r.status_code == 404, path
+        assert_error_message(r)
+        assert "/remote.php/dav/files/alice/" in r.text
+
+
+# (raw path, status): each would be a path shifted inside alice's tree if the prefix were matched
+# on one decoding and the rest parsed on another.
+SHIFTED: list[tuple[bytes, int]] = [
+    (b"/remote.php/dav%2Ffiles/alice/top.txt", 404),
+    (b"/remote.php/dav%2ffiles%2falice/top.txt", 404),
+    (b"/remote.php/dav/files%2Falice/top.txt", 404),
+    (b"/remote.php/dav/files/alice%2F..%2Fbob/top.txt", 404),
+    (b"/remote.php/dav/files/alice%2Fa/f.txt", 404),
+    (b"/remote.php/dav/files/ALICE/top.txt", 404),
+    (b"/remote.php/dav/files/Alice/top.txt", 404),
+    (b"/remote.php/dav/files/%61lice/top.txt", 200),  # an escaped letter is still "alice"
+    (b"/remote.php/dav/files/bob/top.txt", 403),
+    (b"/remote.php/webdavtop.txt", 404),
+    (b"/remote.php/webdav%2Ftop.txt", 404),
+    (b"/remote.php/webdav/top.txt", 200),
+    (b"/remote.php/dav%2Fuploads/alice/x", 404),
+    (b"/remote.php/dav/uploads%2Falice/x", 404),
+    (b"/remote.php/dav/uploads/alice%2Fx/", 404),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), SHIFTED)
+def test_encoded_prefixes_never_shift_the_path(populated: TestClient, core: Core, raw: bytes,
+                                               expected: int) -> None:
+    client = populated
+    accounts.create_user(core, "bob", "bob-password-1")
+    before, before_a = snapshot(client), snapshot(client, "a")
+    r = raw_request(client, "GET", raw)
+    assert r.status_code == expected, (raw, r.status_code, r.content[:300])
+    if expected == 200:
+        assert r.content == b"top"
+        return
+    assert b"top" != r.content
+    for method, body in (("PUT", b"shifted"), ("DELETE", b""), ("MKCOL", b"")):
+        r = raw_request(client, method, raw, body)
+        assert r.status_code == expected, (method, raw, r.status_code)
+    assert snapshot(client) == before and snapshot(client, "a") == before_a
+    assert client.get(url("top.txt")).content == b"top"
+
+
+# ---------------------------------------------------------------------------------------------
+# Values stored in bounded columns: refused at the edge with a 400 naming the header. SQLite would
+# store them; PostgreSQL would refuse them with an error (a 500) if they got that far.
+
+BOUNDED_HEADERS: list[tuple[str, str, str]] = [
+    ("X-Cartable-Device", "d" * 129, "X-Cartable-Device"),
+    ("X-Cartable-Operation", "o" * 129, "X-Cartable-Operation"),
+    ("OC-Checksum", "SHA1:" + "a" * 1020, "OC-Checksum"),
+    ("Content-Type", "text/" + "x" * 251, "Content-Type"),
+]
+
+
+@pytest.mark.parametrize(("header", "value", "named"), BOUNDED_HEADERS)
+def test_overlong_header_values_are_400(populated: TestClient, header: str, value: str, named: str) -> None:
+    client = populated
+    before = snapshot(client)
+    for method, path, extra in (("PUT", "new.txt", {}), ("PUT", "top.txt", {})):
+        r = client.request(method, url(path), content=b"data", headers={header: value, **extra})
+        assert r.status_code == 400, (header, method, r.status_code)
+        assert_error_message(r)
+        assert named in r.text
+    if header.startswith("X-Cartable"):
+        for method, path, extra in (("MKCOL", "d", {}), ("DELETE", "top.txt", {}),
+                                    ("MOVE", "top.txt", {"Destination": url("moved.txt")})):
+            r = client.request(method, url(path), headers={header: value, **extra})
+            assert r.status_code == 400, (header, method, r.status_code)
+            assert named in r.text
+    assert snapshot(client) == before
+    assert client.get(url("top.txt")).content == b"top"
+
+
+def test_values_at_the_limit_are_stored(populated: TestClient, core: Core) -> None:
+    client = populated
+    with core.db.read() as tx:
+        head = journal.head(tx)
+    r = client.put(url("ok.txt"), content=b"data", headers={
+        "X-Cartable-Device": "d" * 128, "X-Cartable-Operation": "o" * 128, "Content-Type": "text/" + "x" * 250,
+        "OC-Checksum": "SHA1:" + hashlib.sha1(b"data").hexdigest()})
+    assert r.status_code == 201, r.text
+    with core.db.read() as tx:
+        (entry,) = journal.since(tx, 1, head, 10)
+    assert entry.device_id == "d" * 128 and entry.op_id == "o" * 128
+
+
+@pytest.mark.parametrize("checksum", ["SHA1:" + "a" * 41, "SHA1:" + "a" * 39, "MD5:" + "0" * 40,
+                                      "SHA256:" + "0" * 40, "ADLER32:" + "0" * 9])
+def test_checksum_of_the_wrong_length_is_400_before_the_body(populated: TestClient, checksum: str) -> None:
+    client = populated
+    before = snapshot(client)
+    r = client.put(url("sum.bin"), content=b"data", headers={"OC-Checksum": checksum})
+    assert r.status_code == 400
+    assert "hex digits" in r.text
+    assert snapshot(client) == before
+
+
+def test_overlong_dead_property_names_are_400(populated: TestClient) -> None:
+    client = populated
+    props_before = dead_props(client, "top.txt")
+    for ns, name in (("urn:" + "n" * 1021, "color"), (XNS, "c" * 256)):
+        body = (f'<d:propertyupdate xmlns:d="DAV:" xmlns:x="{ns}"><d:set><d:prop><x:{name}>v</x:{name}>'
+                "</d:prop></d:set></d:propertyupdate>").encode()
+        r = client.request("PROPPATCH", url("top.txt"), content=body)
+        assert r.status_code == 400, r.text[:300]
+        assert "property" in r.text
+    assert dead_props(client, "top.txt") == props_before
+    body = (f'<d:propertyupdate xmlns:d="DAV:" xmlns:x="urn:{"n" * 1020}"><d:set><d:prop>'
+            f'<x:{"c" * 255}>v</x:{"c" * 255}></d:prop></d:set></d:propertyupdate>').encode()
+    assert client.request("PROPPATCH", url("top.txt"), content=body).status_code == 207
+
+
+def test_overlong_upload_values_are_400(populated: TestClient) -> None:
+    client = populated
+    long_key = "k" * 256
+    r = client.request("MKCOL", f"{UP}/{long_key}")
+    assert r.status_code == 400
+    assert client.request("PROPFIND", f"{UP}/", headers={"Depth": "1"}).status_code == 207
+    assert client.request("MKCOL", f"{UP}/{'k' * 255}").status_code == 201
+    r = client.put(f"{UP}/{'k' * 255}/{'p' * 256}", content=b"x")
+    assert r.status_code == 400
+    r = client.request("MKCOL", f"{UP}/big", headers={"OC-Total-Length": "9" * 30})
+    assert r.status_code == 400 and "OC-Total-Length" in r.text
+    assert client.request("MKCOL", f"{UP}/big").status_code == 201, "nothing was created by the refusal"
+    assert client.put(f"{UP}/big/1", content=b"chunk").status_code == 201
+    before = snapshot(client)
+    for header, value in (("X-Cartable-Device", "d" * 129), ("OC-Checksum", "SHA1:" + "a" * 1020)):
+        r = client.request("MOVE", f"{UP}/big/.file", headers={"Destination": url("big.txt"), header: value})
+        assert r.status_code == 400 and header in r.text
+    assert snapshot(client) == before
+    assert client.request("MOVE", f"{UP}/big/.file", headers={"Destination": url("big.txt")}).status_code == 201

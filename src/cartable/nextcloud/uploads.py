@@ -156,7 +156,7 @@ async def _mkcol(req: _Req) -> Response:
             dst_parts = _destination_parts(req, destination)
         except (CartableError, InvalidPath):
             dst_parts = None  # checked for real at MOVE time
-    await run(core_uploads.begin, req.core, req.principal, req.key, _int_header(req, "oc-total-length"),
+    await run(core_uploads.begin, req.core, req.principal, req.key, _int_header(req, "OC-Total-Length"),
               destination, dst_parts=dst_parts)
     return Response(status_code=201)
 
@@ -186,7 +186,7 @@ async def _put(req: _Req) -> Response:
     if req.header("content-range"):
         raise InvalidInput("partial PUT with Content-Range is not supported")
     writer = await run(core_uploads.PartWriter, req.core, req.principal, req.key, req.name,
-                       length=_int_header(req, "content-length"))
+                       length=_int_header(req, "Content-Length"))
     committed = False
     try:
         await stream_body(req.request, writer.write)
@@ -239,7 +239,7 @@ async def _move(req: _Req) -> Response:
     if not destination:
         raise InvalidInput("MOVE of .file needs a Destination header")
     dst = _destination_parts(req, destination)
-    totals = {v for v in (_int_header(req, "oc-total-length"), _int_header(req, "oc-total-file-length"))
+    totals = {v for v in (_int_header(req, "OC-Total-Length"), _int_header(req, "OC-Total-File-Length"))
               if v is not None}
     if len(totals) > 1:
         raise InvalidInput("OC-Total-Length and OC-Total-File-Length disagree")
