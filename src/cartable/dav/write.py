@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""PUT, MKCOL and DELETE. A PUT body is streamed through the core's Upload in worker threads,
-one buffer in flight while the next is received; a 2xx is sent only after the commit."""
+"""PUT, MKCOL and DELETE. A PUT body of at most 256 KiB with a Content-Length is received whole,
+then written and committed in one worker-thread trip; a larger or unsized one is streamed through
+the core's Upload in worker threads, one 4 MiB buffer in flight while the next is received. A 2xx
+is sent only after the commit. Preconditions and the name of a new file are checked by core, in
+the commit's transaction (for streamed bodies, also before the first byte is read)."""
 
 from __future__ import annotations
 
