@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Annotated, Optional
 
 import typer
@@ -179,7 +180,8 @@ def fsck_cmd(
     for p in report.problems:
         typer.echo(f"PROBLEM: {p}")
     typer.echo(f"{report.files} files, {report.folders} folders, {report.chunks} chunks, "
-               f"{report.orphan_blobs} unreferenced blobs (the GC reclaims them): "
+               f"{report.orphan_blobs} unreferenced blobs and {report.dying_chunks} dying chunks "
+               "(the GC reclaims them): "
                f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
     if not report.ok:
         raise typer.Exit(1)
@@ -190,13 +192,27 @@ def gc_cmd(
     grace: Annotated[Optional[float], typer.Option(help="Grace period in seconds (default: configured).")] = None,
     data: DataOpt = None, config: ConfigOpt = None,
 ) -> None:
-    """Delete chunks that nothing has referenced for the grace period."""
+    """Delete chunks that nothing has referenced for the grace period; say what is still waiting."""
     core = _core(config, data)
     if grace is not None and grace < 60:
         raise _fail(ValueError("a grace period under 60 s could delete chunks an upload is about to use"))
     stats = gc.collect(core, grace=grace)
-    typer.echo(f"deleted {stats.chunks_deleted} chunks, {stats.orphans_deleted} orphan blobs, "
-               f"{stats.temps_deleted} temporary files")
+    for line in gc_report(stats):
+        typer.echo(line)
+
+
+def gc_report(stats: gc.GcStats) -> list[str]:
+    """What ``cartable admin gc`` prints (docs/operations.md shows it)."""
+    lines = [f"deleted {stats.chunks_deleted} chunks, {stats.orphans_deleted} orphan blobs, "
+             f"{stats.temps_deleted} temporary files; released {stats.uploads_expired} abandoned uploads "
+             f"and {stats.locks_purged} expired locks"]
+    if stats.chunks_waiting == 0 or stats.next_collectible_at is None:
+        lines.append("no chunk is waiting out the grace period")
+    else:
+        when = datetime.fromtimestamp(stats.next_collectible_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(f"{stats.chunks_waiting} chunks ({_human(stats.bytes_waiting)}) are waiting out the "
+                     f"grace period; the first can be collected at {when} UTC")
+    return lines
 
 
 @admin_app.command("migrate")

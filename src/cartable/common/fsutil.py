@@ -8,29 +8,47 @@ Contract:
   Missing parent folders are created, and each new folder's parent is synced.
 - ``write_temp`` + ``commit_temps`` split that into two steps so that a caller writing many files pays
   one file sync per file and one folder sync per distinct folder.
+- ``link_no_replace`` is the other way to publish a temporary file: it never replaces an existing
+  file (the content-addressed chunk store must never swap the inode of a chunk that may already be
+  referenced). It uses renameat2(RENAME_NOREPLACE) where the kernel and file system have it, and
+  falls back to link(2) + unlink of the temporary file, which is just as atomic.
+- ``sync_filesystem`` is one syncfs(2) for a whole batch of files. ``syncfs_usable`` says whether to
+  rely on it: only on Linux 5.8 and later does syncfs report writeback errors; elsewhere the caller
+  syncs file by file.
 - On any error the temporary files are removed and the error is re-raised. Temporary files left by a
   crash are removed by ``remove_stale_temps``.
+
+Every change the chunk store makes to the file system goes through the few functions here
+(``ensure_dir``, ``write_temp``, ``link_no_replace``, ``remove_file``, the syncs), so a test layer
+that simulates power loss can later wrap exactly these.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
+import itertools
 import os
 import secrets
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "fsync_file",
-    "sync_filesystem",
     "TEMP_PREFIX",
     "atomic_write",
     "commit_temps",
+    "datasync_file",
     "ensure_dir",
     "fsync_dir",
+    "fsync_file",
+    "link_no_replace",
+    "remove_file",
     "remove_stale_temps",
+    "sync_filesystem",
+    "syncfs_usable",
     "write_temp",
 ]
 
@@ -137,25 +155,97 @@ def atomic_write(path: Path, data: bytes | memoryview, *, durable: bool = True) 
     commit_temps([(tmp, path)], durable=durable)
 
 
-def _load_syncfs() -> Any:
+def datasync_file(path: Path) -> None:
+    """fdatasync an existing file (its data and the metadata needed to read it back)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _datasync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_file(path: Path) -> None:
+    """Unlink ``path``; a missing file is not an error. Not synced (see the callers)."""
+    path.unlink(missing_ok=True)
+
+
+def _libc_function(name: str, argtypes: list[Any]) -> Any:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.syncfs
+        fn = getattr(libc, name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int]
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_int
     return fn
 
 
-_SYNCFS = _load_syncfs()
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_RENAMEAT2 = _libc_function("renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                          ctypes.c_uint])
+# Errors meaning "this kernel or file system has no renameat2 flags": use link(2) instead.
+_NO_RENAMEAT2 = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
-def sync_filesystem(path: Path) -> bool:
-    """Flush everything dirty on the file system holding ``path`` (data, inodes and directory
-    entries: renames included) with one syncfs(2). Returns False where syncfs is unavailable,
-    so the caller falls back to syncing files one by one."""
-    if _SYNCFS is None:
+def link_no_replace(tmp: Path, final: Path) -> bool:
+    """Publish the temporary file ``tmp`` under ``final`` unless ``final`` exists. Returns True if
+    it was published, False if ``final`` already existed (then ``tmp`` is removed). Atomic: another
+    process sees either no ``final`` or the complete file. Does not sync anything: the caller makes
+    the data durable before and the name durable after. On another error, ``tmp`` is left in place
+    for the caller to remove."""
+    global _RENAMEAT2
+    if _RENAMEAT2 is not None:
+        rc = _RENAMEAT2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(final), _RENAME_NOREPLACE)
+        if rc == 0:
+            return True
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            os.unlink(tmp)
+            return False
+        if err not in _NO_RENAMEAT2:
+            raise OSError(err, os.strerror(err), str(final))
+        if err == errno.ENOSYS:
+            _RENAMEAT2 = None  # the kernel has none: do not ask again
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        os.unlink(tmp)
         return False
+    os.unlink(tmp)
+    return True
+
+
+_SYNCFS = _libc_function("syncfs", [ctypes.c_int])
+
+
+def _kernel_release() -> str:
+    return os.uname().release
+
+
+def _kernel_at_least(release: str, want: tuple[int, int]) -> bool:
+    nums: list[int] = []
+    for piece in release.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        if not digits:
+            return False
+        nums.append(int(digits))
+    return len(nums) == 2 and (nums[0], nums[1]) >= want
+
+
+def syncfs_usable() -> bool:
+    """Whether ``sync_filesystem`` may stand for per-file syncs: syncfs(2) exists and reports
+    writeback errors (Linux 5.8 and later; before, it returned 0 even when data was lost)."""
+    return _SYNCFS is not None and sys.platform.startswith("linux") and _kernel_at_least(_kernel_release(),
+                                                                                         (5, 8))
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush everything dirty on the file system holding ``path`` (data, inodes and directory
+    entries: renames included) with one syncfs(2). Call only when ``syncfs_usable()``; raises
+    OSError when syncfs reports an error (a write to that file system was lost)."""
+    if _SYNCFS is None:
+        raise OSError(errno.ENOSYS, "syncfs is not available", str(path))
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         if _SYNCFS(fd) != 0:
@@ -163,7 +253,6 @@ def sync_filesystem(path: Path) -> bool:
             raise OSError(err, os.strerror(err), str(path))
     finally:
         os.close(fd)
-    return True
 
 
 def remove_stale_temps(root: Path, older_than_seconds: float) -> int:

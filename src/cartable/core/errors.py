@@ -16,13 +16,16 @@ CartableError
  ├── TooLarge             a body or value is over a configured limit
  ├── ChecksumMismatch     the content does not match the checksum the client sent
  └── StorageUnavailable   the chunk store or database failed; retrying later may work
+      └── DataMissing     a row or chunk that must exist does not (damage or a bug, not a race):
+                          logged on the "cartable.core" logger, reported by fsck; a 500, never
+                          an empty answer
 """
 
 from __future__ import annotations
 
 __all__ = ["CartableError", "NotFound", "InvalidName", "InvalidInput", "Conflict", "AlreadyExists",
            "PreconditionFailed", "Forbidden", "Unauthenticated", "Throttled", "Locked",
-           "QuotaExceeded", "TooLarge", "ChecksumMismatch", "StorageUnavailable"]
+           "QuotaExceeded", "TooLarge", "ChecksumMismatch", "StorageUnavailable", "DataMissing"]
 
 
 class CartableError(Exception):
@@ -86,4 +89,8 @@ class ChecksumMismatch(CartableError):
 
 
 class StorageUnavailable(CartableError):
+    pass
+
+
+class DataMissing(StorageUnavailable):
     pass

@@ -1,6 +1,11 @@
 # SPDX-License-Identifier: EUPL-1.2
 """Consistency check behind ``cartable admin fsck``: manifests against the chunk store,
-reference counts and sizes against the metadata, and the tree's own shape."""
+reference counts and sizes against the metadata, and the tree's own shape.
+
+Problems: a file whose version is missing or belongs to another file, a manifest referencing a
+chunk with no row or a dying one, a referenced chunk missing from the store, a wrong reference
+count or size. Not problems, only counted: unreferenced chunk objects and dying rows, which the
+GC reclaims (an unreferenced row without bytes is a claim that was never committed)."""
 
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ class Report:
     files: int = 0
     folders: int = 0
     chunks: int = 0
-    orphan_blobs: int = 0
+    orphan_blobs: int = 0  # chunk objects with no row: the GC's sweep reclaims them
+    dying_chunks: int = 0  # rows the GC marked and has not finished deleting: its next run does
 
     @property
     def ok(self) -> bool:
@@ -41,6 +47,7 @@ def check(core: Core, *, deep: bool = False, limit: int = 1000) -> Report:
         rows = nodes_repo.all_brief(tx)
         vers = {v.id: v for v in content.iter_versions(tx)}
         chunk_rows = {d: (size, rc) for d, size, _stored, rc in content.iter_chunks(tx)}
+        dying = dict(content.iter_dying(tx))
         staged = list(uploads_repo.iter_part_manifests(tx))
     by_id = {r[0]: r for r in rows}
     child_sum: dict[int, int] = defaultdict(int)
@@ -95,8 +102,11 @@ def check(core: Core, *, deep: bool = False, limit: int = 1000) -> Report:
         if kind == "d" and child_sum.get(nid, 0) != size:
             problem(f"folder {nid} ({name!r}) says {size} bytes but holds {child_sum.get(nid, 0)}")
     stored = {d for d, _m in core.blobs.iter_digests()}
+    rep.dying_chunks = len(dying)
     for digest, (_size, rc) in chunk_rows.items():
         rep.chunks += 1
+        if digest in dying and expected.get(digest, 0):
+            problem(f"chunk {digest.hex()} is dying (the GC is deleting it) but a manifest references it")
         if rc != expected.get(digest, 0):
             problem(f"chunk {digest.hex()} has reference count {rc}, manifests hold {expected.get(digest, 0)}")
         if rc > 0 and digest not in stored:

@@ -1,22 +1,31 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Reading a file's content: its manifest becomes a stream of chunk bytes, ranges seek by chunk."""
+"""Reading a file's content: its manifest becomes a stream of chunk bytes, ranges seek by chunk.
+
+The node and its version are read in one snapshot (``MetaDB.read``: a BEGIN on SQLite, REPEATABLE
+READ elsewhere), so a GET racing an overwrite sees the old version or the new one, whole. A chunk
+of an old version may still be collected while it is being streamed if the stream outlasts the GC
+grace period after the overwrite; that read then fails (StorageUnavailable), it never mixes."""
 
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from cartable.core import manifest, tree
 from cartable.core.context import Core
-from cartable.core.errors import Conflict, StorageUnavailable
+from cartable.core.errors import Conflict, DataMissing, StorageUnavailable
 from cartable.core.model import ManifestEntry, Node, Principal
 from cartable.core.tree import display
 from cartable.store.blobs.base import ChunkMissing, StoreUnavailable
 from cartable.store.meta import content
+from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import VersionRecord
 
 __all__ = ["Content", "open_content", "lookup"]
+
+log = logging.getLogger("cartable.core")
 
 # Reading ahead keeps the disk (or S3) busy while the previous chunk is being sent.
 _PREFETCH = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cartable-read")
@@ -88,7 +97,7 @@ def lookup(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node
         node = tree.resolve_from(tx, principal.root_id, parts)
         if node.is_dir:
             return node, None
-        ver = content.get_version(tx, node.version_id) if node.version_id is not None else None
+        ver = _version_of(tx, node)
     return node, _content(core, node, ver)
 
 
@@ -97,8 +106,25 @@ def open_content(core: Core, principal: Principal, parts: Sequence[str]) -> Cont
         node = tree.resolve_from(tx, principal.root_id, parts)
         if node.is_dir:
             raise Conflict(f"{display(parts)} is a folder; it has no content to download")
-        ver = content.get_version(tx, node.version_id) if node.version_id is not None else None
+        ver = _version_of(tx, node)
     return _content(core, node, ver)
+
+
+def _version_of(tx: Tx, node: Node) -> VersionRecord | None:
+    """The file's current version, read in the caller's snapshot (the same one as the node: an
+    overwrite committed in between cannot make it vanish). None for a file that has never had
+    content (version_id NULL: e.g. made by LOCK on an unmapped URL): it is empty. A version_id
+    that names no version of this file is damage: logged, and DataMissing (a 500), never an
+    empty body."""
+    if node.version_id is None:
+        return None
+    ver = content.get_version(tx, node.version_id)
+    if ver is None or ver.node_id != node.id:
+        log.error("file %d (%r) points at version %d, which %s; run `cartable admin fsck`", node.id,
+                  node.name, node.version_id, "does not exist" if ver is None else "belongs to another file")
+        raise DataMissing(f"the content of {node.name!r} is missing from the metadata database; "
+                          "the server's administrator has been told (see the server log)")
+    return ver
 
 
 def _content(core: Core, node: Node, ver: VersionRecord | None) -> Content:

@@ -195,9 +195,10 @@ class PartWriter:
             up = _get(tx, self.principal, self.key, for_update=True)
             if written.size > self._room_in(tx, up.id):
                 raise QuotaExceeded("not enough space to stage this part: the quota would be exceeded")
-            missing = content.ref_chunks(tx, Counter(e.digest for e in written.entries), written.new, now)
-            if missing:
-                raise StorageUnavailable("a reused chunk was collected before the part was recorded; retry")
+            if content.ref_chunks(tx, Counter(e.digest for e in written.entries), written.new, now,
+                                  incarnations=written.claims):
+                raise StorageUnavailable("a chunk of this part was collected by the garbage collector before "
+                                         "the part was recorded (it took longer than the grace period); retry")
             old = repo.get_part(tx, up.id, self.name)
             if old is not None:
                 content.unref_chunks(tx, manifest.ref_counts([old.manifest]), now)
@@ -281,6 +282,7 @@ def _build(core: Core, parts: Sequence[repo.PartRecord], size: int) -> Written:
                 got = w.finish()
                 out.entries.extend(got.entries)
                 out.new.update(got.new)
+                out.claims.update(got.claims)
         else:
             out.entries.extend(manifest.unpack(p.manifest))
     return out

@@ -2,14 +2,21 @@
 """The write path: a stream of bytes becomes a new version of a file.
 
 1. ``Upload.write`` runs the bytes through the content-defined chunker and BLAKE3. Every
-   ``write_batch_bytes`` the finished chunks are looked up; chunks already stored and referenced
-   are reused (a referenced chunk cannot be collected for a grace period after its last release),
-   the others are written to the chunk store, durably, in one batch. Nothing is held whole.
+   ``write_batch_bytes`` the finished chunks go through ONE write transaction that looks them up
+   and claims those that need it (``content.claim_chunks``): a chunk already referenced is reused as
+   it is; any other (no row, a dying row, an unreferenced row) is claimed, and only after that
+   claim has committed are its bytes written to the chunk store (``put_many``: durable, never
+   replacing an existing chunk), in the background while the next batch is chunked. Nothing is
+   held whole. Bytes go after the claim, so the GC (core/gc.py), which only ever deletes the bytes
+   of rows it marked dying in an earlier commit, cannot delete them under the writer.
 2. ``Upload.commit`` opens ONE metadata transaction: checks the parent, locks, preconditions and
-   quota, adds the chunk references, creates the version, updates the node, propagates etag and
-   size to the ancestors and appends to the journal. Only after it returns may a 2xx be sent.
-   If anything fails, nothing is visible; chunks written for nothing are reclaimed by the GC.
-Tiny content (up to ``inline_max``) is stored in the version row itself.
+   quota, adds the chunk references (only to rows still live and of the incarnation this writer
+   claimed or found referenced; otherwise it fails with StorageUnavailable and the client
+   retries), creates the version, updates the node, propagates etag and size to the ancestors and
+   appends to the journal. Only after it returns may a 2xx be sent. If anything fails, nothing is
+   visible; chunks claimed or written for nothing are reclaimed by the GC after its grace period.
+Tiny content (up to ``inline_max``) is stored in the version row itself: no claim, no chunk
+store, one transaction.
 
 ``ContentWriter`` is step 1 alone (bytes in, durable chunks and a manifest out), reused by the
 parts of chunked uploads (core/uploads.py); ``commit_version`` is step 2 alone, reused by their
@@ -26,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cartable.common.chunking import StreamChunker
+from cartable.common.faults import hit
 from cartable.common.hashing import chunk_digest, new_etag
 from cartable.core import manifest, tree
 from cartable.core.checksums import new_hasher, parse_checksum
@@ -56,24 +64,26 @@ _PRECHECK_MIN = 256 * 1024
 _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cartable-write")
 @dataclass
 class Written:
-    """What a ContentWriter produced: the content's size and either its manifest (with the chunks
-    this writer stored itself, {digest: (size, stored size)}, which have no row yet) or, for tiny
-    content, its bytes inline (then entries is empty)."""
+    """What a ContentWriter produced: the content's size and either its manifest or, for tiny
+    content, its bytes inline (then entries is empty). ``new`` = {digest: (size, stored size)} for
+    the chunks this writer stored itself; ``claims`` = {digest: incarnation} of the chunk rows this
+    writer claimed or found referenced (the commit references them only if they are still those)."""
 
     size: int
     entries: list[ManifestEntry] = field(default_factory=list)
     new: dict[bytes, tuple[int, int]] = field(default_factory=dict)
     inline: bytes | None = None
+    claims: dict[bytes, int] = field(default_factory=dict)
 
 
 class ContentWriter:
-    """Bytes in, durable content-defined chunks out (step 1 of the write path).
+    """Bytes in, durable content-defined chunks out (step 1 of the write path, see the module doc).
 
-    Chunks already stored and referenced are reused; idle ones are claimed (touched) first; the
-    others are written durably in batches, in the background. ``finish`` returns once every chunk
+    Per batch: one write transaction looks the chunks up and claims the ones not referenced; the
+    claimed ones are then written durably, in the background. ``finish`` returns once every chunk
     of the manifest is durable. Nothing is referenced: the caller adds the references in its
-    commit transaction (until then a chunk is protected only by the GC grace period).
-    Not thread-safe: one caller feeds it, in order.
+    commit transaction (until then a claimed chunk is protected by the GC grace period, and the
+    commit fails cleanly if that ran out). Not thread-safe: one caller feeds it, in order.
     """
 
     def __init__(self, core: Core, *, allow_inline: bool = True) -> None:
@@ -85,8 +95,11 @@ class ContentWriter:
         self._pending_bytes = 0
         self._entries: list[ManifestEntry] = []
         self._new: dict[bytes, tuple[int, int]] = {}
+        self._claims: dict[bytes, int] = {}
+        # {digest: incarnation} of the chunks this writer wrote (or is writing) after claiming
+        # that incarnation: a later batch holding the same incarnation need not write them again.
+        self._put_under: dict[bytes, int] = {}
         self._pending_write: Future[list[tuple[bytes, int, int]]] | None = None
-        self._writing: set[bytes] = set()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.received += len(data)
@@ -104,39 +117,32 @@ class ContentWriter:
         if not chunks:
             return
         digests = [chunk_digest(c) for c in chunks]
-        uniq = list(dict.fromkeys(digests))
-        with self.core.db.read() as tx:
-            known = content.refcounts(tx, uniq)
-        # A chunk with references cannot be collected within the grace period of its last
-        # release; one with none must be claimed (touched) in a write transaction to be reused.
-        idle = [d for d, rc in known.items() if rc <= 0]
-        if idle:
-            with self.core.db.write() as tx:
-                claimed = content.touch_chunks(tx, idle, self.core.clock())
-            for d in idle:
-                if d not in claimed:
-                    del known[d]
+        with self.core.db.write() as tx:
+            claims = content.claim_chunks(tx, {d: len(c) for d, c in zip(digests, chunks)}, self.core.clock())
+        hit("writes.after_claim")
         to_write: dict[bytes, bytes] = {}
         for d, c in zip(digests, chunks):
-            if d not in known and d not in self._new and d not in self._writing and d not in to_write:
+            claim = claims[d]
+            self._claims[d] = claim.incarnation
+            if claim.write and self._put_under.get(d) != claim.incarnation:
                 to_write[d] = c
+                self._put_under[d] = claim.incarnation
         if to_write:
             # Written in the background while the next batch is chunked and hashed; at most one
             # batch in flight per writer, so memory stays bounded.
             self._wait_writes()
-            self._writing = set(to_write)
             self._pending_write = _WRITERS.submit(self._put, to_write)
         self._entries.extend(ManifestEntry(d, len(c)) for d, c in zip(digests, chunks))
 
     def _put(self, to_write: dict[bytes, bytes]) -> list[tuple[bytes, int, int]]:
         stored = self.core.blobs.put_many(list(to_write.items()))
+        hit("writes.after_put")
         return [(d, len(c), s) for (d, c), s in zip(to_write.items(), stored)]
 
     def _wait_writes(self) -> None:
         if self._pending_write is None:
             return
         fut, self._pending_write = self._pending_write, None
-        self._writing = set()
         try:
             for d, size, stored in fut.result():
                 self._new[d] = (size, stored)
@@ -155,7 +161,7 @@ class ContentWriter:
             self._add(chunk)
         self._flush()
         self._wait_writes()
-        return Written(self.received, list(self._entries), dict(self._new))
+        return Written(self.received, list(self._entries), dict(self._new), claims=dict(self._claims))
 
     def abandon(self) -> None:
         """Wait for a background write still running (its chunks are left to the GC)."""
@@ -263,10 +269,12 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
                    stage: Callable[[Tx, float], None] | None = None) -> WriteResult:
     """Make ``written`` the new version of the file at parts, in ONE metadata transaction: parent,
     preconditions (``pre``, on the target as this transaction sees it), folder conflict, the name
-    of a new file (core.names), locks, quota, chunk references (written.new are inserted),
-    version, node, etag/size propagation, journal. ``stage(tx, now)``, when given, runs in the
-    same transaction right after the version's chunk references were added (so it may release
-    other references to the same chunks safely), and may raise to abort everything."""
+    of a new file (core.names), locks, quota, chunk references (each chunk row must be live and,
+    for the chunks in written.claims, the incarnation the writer claimed: else
+    StorageUnavailable, retry), version, node, etag/size propagation, journal. ``stage(tx, now)``,
+    when given, runs in the same transaction right after the version's chunk references were
+    added (so it may release other references to the same chunks safely), and may raise to abort
+    everything."""
     size = written.size
     now = core.clock()
     mtime = mtime if mtime is not None else now
@@ -287,9 +295,9 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
         tree.check_locks(tx, op, display(parts), target_locks)
         old_size = existing.size if existing is not None else 0
         check_quota(core, tx, space, size - old_size)
-        missing = content.ref_chunks(tx, refs, written.new, now)
-        if missing:
-            raise StorageUnavailable("a reused chunk was collected before the upload finished; retry")
+        if content.ref_chunks(tx, refs, written.new, now, incarnations=written.claims):
+            raise StorageUnavailable("a chunk of this content was collected by the garbage collector "
+                                     "before the upload finished (it took longer than the grace period); retry")
         if stage is not None:
             stage(tx, now)
         etag = new_etag()
@@ -312,6 +320,7 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
         node = Node(node_id, space.id, parent.id, parts[-1], "f", size, mtime,
                     existing.ctime if existing is not None else now, etag, vid, content_type, checksums)
         tree.record(tx, op, "create" if existing is None else "modify", [node], now)
+        hit("writes.commit.before_commit")
     return WriteResult(node, existing is None)
 
 

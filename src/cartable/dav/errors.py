@@ -34,6 +34,7 @@ STATUS: ErrorMap = {
     e.TooLarge: 413,
     e.ChecksumMismatch: 400,
     e.StorageUnavailable: 503,
+    e.DataMissing: 500,
     e.CartableError: 500,
 }
 

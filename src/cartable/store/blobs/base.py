@@ -36,12 +36,15 @@ class ChunkStore(Protocol):
     """A content-addressed store of chunks. Implementations are safe to call from many threads."""
 
     def put_many(self, items: Sequence[tuple[bytes, bytes | memoryview]]) -> list[int]:
-        """Store each (digest, raw bytes) pair; return the stored size of each, in order.
+        """Make each (digest, raw bytes) pair durably present; return the stored size of each, in order.
 
         The caller guarantees that each digest is ``chunk_digest`` of its bytes (the store does not
-        re-hash). Chunks are compressed when it is worthwhile. When this returns, every chunk is durable.
-        Idempotent: writing a digest that already exists rewrites it and refreshes its modification time;
-        garbage collection relies on this to protect a chunk an upload is re-using.
+        re-hash). Chunks are compressed when it is worthwhile. When this returns, every given chunk is
+        durably present in the store: written now, or already there (and then made durable too: its
+        writer may not have finished syncing). An existing chunk object is NEVER replaced or rewritten,
+        so a chunk another upload already committed keeps its bytes, and a concurrent ``get`` never sees
+        a partial object. Its modification time is left alone (the GC decides from metadata rows, not
+        from object times, except for objects with no row at all).
         Raises StoreUnavailable on backend failure (then some of the chunks may have been stored).
         """
         ...

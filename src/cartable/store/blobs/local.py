@@ -2,11 +2,23 @@
 """A chunk store over a local folder (the embedded deployment).
 
 Layout: the chunk with digest ``h`` (lowercase hex) is the file ``root/h[:2]/h[2:4]/h``, framed by
-``codec``. Files are written with ``common.fsutil``: all temporary files of a ``put_many`` are written
-and synced first, then renamed, then each distinct folder is synced once, so a large upload pays one
-file sync per chunk and one folder sync per folder touched. Implements ``ChunkStore``; thread safe
-(no shared mutable state: the file system arbitrates concurrent writers of the same digest, whose
-content is identical).
+``codec``. Implements ``ChunkStore``; thread safe (no shared mutable state).
+
+A file under a chunk's final name is always complete: its bytes are written to a temporary file in
+the same folder and made durable BEFORE the file is published under the final name, with a
+no-replace rename (``fsutil.link_no_replace``). An existing chunk file is never replaced, so two
+writers of the same content cannot swap an unsynced inode over a chunk an upload already committed:
+the loser drops its temporary file. A chunk found already present still gets its folder entry made
+durable (its writer may not have synced it yet). ``put_many`` works in one of two modes:
+
+- batch (several chunks, durable, and ``fsutil.syncfs_usable()``: Linux 5.8 or later): write every
+  temporary file unsynced, one syncfs(2) (data durable), the no-replace renames, one more syncfs
+  (names durable, including those of chunks found present);
+- one file at a time (a single chunk, or no trustworthy syncfs): write the temporary file and
+  fdatasync it, rename without replacing, fsync the folder (also for a chunk found present).
+
+Deleting is one unlink, not synced: a deletion a crash undoes leaves a complete chunk with no row,
+which the GC's sweep finds again. Every change to the file system goes through ``common.fsutil``.
 """
 
 from __future__ import annotations
@@ -15,16 +27,9 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cartable.common.fsutil import (
-    TEMP_PREFIX,
-    commit_temps,
-    ensure_dir,
-    fsync_dir,
-    fsync_file,
-    remove_stale_temps,
-    sync_filesystem,
-    write_temp,
-)
+from cartable.common import fsutil
+from cartable.common.faults import hit
+from cartable.common.fsutil import TEMP_PREFIX
 from cartable.common.hashing import DIGEST_SIZE, chunk_digest, digest_from_hex, digest_hex
 from cartable.store.blobs import codec
 from cartable.store.blobs.base import ChunkMissing, StoreUnavailable
@@ -44,9 +49,10 @@ class LocalChunkStore:
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = Path(root)
         self.durable = durable
-        self._syncfs = True
+        # Decided once: whether one syncfs may stand for many fdatasyncs (see the module doc).
+        self.batch_sync = durable and fsutil.syncfs_usable()
         try:
-            ensure_dir(self.root, durable=durable)
+            fsutil.ensure_dir(self.root, durable=durable)
         except OSError as exc:
             raise StoreUnavailable(f"cannot create the chunk folder {self.root}: {exc.strerror}") from exc
 
@@ -55,35 +61,76 @@ class LocalChunkStore:
         return self.root / h[:2] / h[2:4] / h
 
     def put_many(self, items: Sequence[tuple[bytes, bytes | memoryview]]) -> list[int]:
-        pairs: list[tuple[Path, Path]] = []
-        sizes: list[int] = []
+        first: dict[bytes, int] = {}  # a digest given twice is stored once
+        for i, (digest, _data) in enumerate(items):
+            first.setdefault(digest, i)
+        uniq = [items[i] for i in first.values()]
         try:
-            # Batches of several chunks are made durable with one syncfs(2) after the renames,
-            # instead of a fsync per file and per folder. Until it returns no manifest points at
-            # them, so a crash in between leaves only unreferenced files for the GC.
-            batch = self.durable and len(items) > 1 and self._syncfs
-            per_file = self.durable and not batch
-            for digest, data in items:
+            if self.batch_sync and len(uniq) > 1:
+                stored = self._put_batch(uniq)
+            else:
+                stored = [self._put_one(digest, data) for digest, data in uniq]
+        except OSError as exc:
+            where = exc.filename or self.root
+            raise StoreUnavailable(f"cannot write chunks under {where}: {exc.strerror}") from exc
+        by_digest = {d: size for (d, _), size in zip(uniq, stored)}
+        return [by_digest[d] for d, _ in items]
+
+    def _put_one(self, digest: bytes, data: bytes | memoryview) -> int:
+        final = self._path(digest)
+        present = _size_of(final)
+        while present is None:
+            header, payload = codec.encode_parts(data)
+            fsutil.ensure_dir(final.parent, durable=self.durable)
+            tmp = fsutil.write_temp(final.parent, (header, payload), durable=self.durable)
+            hit("blobs.put.file.after_temp")
+            try:
+                published = fsutil.link_no_replace(tmp, final)
+            except Exception:
+                fsutil.remove_file(tmp)
+                raise
+            hit("blobs.put.file.after_rename")
+            # Not published: another writer was first (its file is complete); if it is already
+            # gone again (deleted by a GC that outran the caller's claim), write it once more.
+            present = len(header) + len(payload) if published else _size_of(final)
+        if self.durable:
+            fsutil.fsync_dir(final.parent)  # our rename, or another writer's not yet synced
+        hit("blobs.put.file.after_dir_sync")
+        return present
+
+    def _put_batch(self, items: Sequence[tuple[bytes, bytes | memoryview]]) -> list[int]:
+        sizes: list[int | None] = []
+        temps: list[tuple[int, Path, Path, int]] = []  # (index, temporary, final, stored size)
+        try:
+            for i, (digest, data) in enumerate(items):
                 final = self._path(digest)
+                sizes.append(_size_of(final))
+                if sizes[-1] is not None:
+                    continue
                 header, payload = codec.encode_parts(data)
-                ensure_dir(final.parent, durable=per_file)
-                pairs.append((write_temp(final.parent, (header, payload), durable=per_file), final))
-                sizes.append(len(header) + len(payload))
-            commit_temps(pairs, durable=per_file)
-            if batch and not sync_filesystem(self.root):
-                self._syncfs = False
-                for _tmp, final in pairs:
-                    fsync_file(final)
-                for folder in {final.parent for _t, final in pairs}:
-                    fsync_dir(folder)
-        except BaseException as exc:
-            for tmp, _ in pairs:
-                tmp.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                where = exc.filename or self.root
-                raise StoreUnavailable(f"cannot write chunks under {where}: {exc.strerror}") from exc
+                fsutil.ensure_dir(final.parent, durable=False)  # the syncfs below covers new folders
+                tmp = fsutil.write_temp(final.parent, (header, payload), durable=False)
+                temps.append((i, tmp, final, len(header) + len(payload)))
+            hit("blobs.put.batch.after_temps")
+            if temps:
+                fsutil.sync_filesystem(self.root)  # every temporary file's data is durable
+                hit("blobs.put.batch.after_data_sync")
+            while temps:
+                i, tmp, final, size = temps[0]
+                published = fsutil.link_no_replace(tmp, final)
+                temps.pop(0)
+                sizes[i] = size if published else _size_of(final)
+                hit("blobs.put.batch.after_rename")
+            # Our names, and those of chunks found present whose writer may not have synced yet.
+            fsutil.sync_filesystem(self.root)
+            hit("blobs.put.batch.after_name_sync")
+        except Exception:
+            for _i, tmp, _final, _size in temps:
+                fsutil.remove_file(tmp)
             raise
-        return sizes
+        # A chunk another writer published and something deleted since: write it on its own.
+        return [size if size is not None else self._put_one(digest, data)
+                for (digest, data), size in zip(items, sizes)]
 
     def get(self, digest: bytes) -> bytes:
         path = self._path(digest)
@@ -103,7 +150,7 @@ class LocalChunkStore:
         # again.
         path = self._path(digest)
         try:
-            path.unlink(missing_ok=True)
+            fsutil.remove_file(path)
         except OSError as exc:
             raise StoreUnavailable(f"cannot delete chunk file {path}: {exc.strerror}") from exc
 
@@ -124,7 +171,7 @@ class LocalChunkStore:
 
     def cleanup_temps(self, older_than_seconds: float) -> int:
         try:
-            return remove_stale_temps(self.root, older_than_seconds)
+            return fsutil.remove_stale_temps(self.root, older_than_seconds)
         except OSError as exc:
             raise StoreUnavailable(f"cannot clean temporary files under {self.root}: {exc.strerror}") from exc
 
@@ -155,3 +202,11 @@ def _chunk_files(folder: Path) -> Iterator[tuple[bytes, float]]:
         except (ValueError, FileNotFoundError):
             continue  # a foreign file, or deleted concurrently
         yield digest, mtime
+
+
+def _size_of(path: Path) -> int | None:
+    """The size of a published chunk file, or None when there is none."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None

@@ -1,19 +1,24 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Versions (a file's content at a point in time) and chunk reference counts."""
+"""Versions (a file's content at a point in time), and chunk rows: claims, reference counts and
+the GC's life cycle (live -> dying -> deleted; see core/gc.py and core/writes.py)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import BigInteger, ColumnElement, and_, bindparam, case, false, func, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import VersionRecord
 from cartable.store.meta.schema import chunks, versions
 
-__all__ = ["insert_version", "get_version", "refcounts", "versions_of", "delete_versions", "touch_chunks",
-           "ref_chunks", "unref_chunks", "gc_candidates", "delete_chunk_if_unused", "iter_chunks",
-           "iter_versions", "fix_refcount"]
+__all__ = ["Claim", "insert_version", "get_version", "versions_of", "delete_versions", "claim_chunks",
+           "ref_chunks", "unref_chunks", "mark_dying", "dying", "lock_dying", "delete_dying", "known",
+           "insert_dying", "waiting", "iter_chunks", "iter_dying", "iter_versions", "fix_refcount"]
 
 _BATCH = 500
 
@@ -51,82 +56,206 @@ def delete_versions(tx: Tx, version_ids: Sequence[int]) -> None:
         tx.execute(versions.delete().where(versions.c.id.in_(version_ids[i:i + _BATCH])))
 
 
-def refcounts(tx: Tx, digests: Sequence[bytes]) -> dict[bytes, int]:
-    """{digest: refcount} for the digests that have a row (read only)."""
-    found: dict[bytes, int] = {}
-    for i in range(0, len(digests), _BATCH):
-        part = list(digests[i:i + _BATCH])
-        for d, rc in tx.execute(select(chunks.c.digest, chunks.c.refcount).where(chunks.c.digest.in_(part))):
-            found[bytes(d)] = int(rc)
-    return found
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What ``claim_chunks`` found or did for one chunk: the row's incarnation, and whether the
+    caller must (re)write the bytes before referencing the chunk."""
+
+    incarnation: int
+    write: bool
 
 
-def touch_chunks(tx: Tx, digests: Sequence[bytes], now: float) -> dict[bytes, int]:
-    """Mark chunks as just used (so GC keeps them a grace period); returns {digest: refcount}
-    for those that exist."""
-    found: dict[bytes, int] = {}
-    for i in range(0, len(digests), _BATCH):
-        part = list(digests[i:i + _BATCH])
-        tx.execute(update(chunks).where(chunks.c.digest.in_(part)).values(touched_at=now))
-        for d, rc in tx.execute(select(chunks.c.digest, chunks.c.refcount).where(chunks.c.digest.in_(part))):
-            found[bytes(d)] = int(rc)
-    return found
+def _new_incarnation() -> int:
+    return secrets.randbits(62) | 1  # never 0: 0 marks rows no writer claimed (migrated, swept)
+
+
+def _insert_ignore(tx: Tx, rows: list[dict[str, object]]) -> None:
+    """INSERT the chunk rows, skipping digests that already have one (two writers, or a writer and
+    the GC's sweep, may insert the same digest): ON CONFLICT DO NOTHING in each dialect."""
+    name = tx.dialect.name
+    if name == "sqlite":
+        stmt = sqlite_insert(chunks).on_conflict_do_nothing(index_elements=[chunks.c.digest])
+    elif name == "postgresql":
+        stmt = pg_insert(chunks).on_conflict_do_nothing(index_elements=[chunks.c.digest])
+    else:
+        raise NotImplementedError(f"no INSERT ... ON CONFLICT for the {name} dialect")
+    tx.execute(stmt, rows)
+
+
+def _parts(digests: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """Sorted batches: rows are locked in digest order (the documented lock order)."""
+    ordered = sorted(set(digests))
+    for i in range(0, len(ordered), _BATCH):
+        yield ordered[i:i + _BATCH]
+
+
+_LIVE = chunks.c.dying == false()
+_DYING = chunks.c.dying == true()
+_STATE = select(chunks.c.digest, chunks.c.refcount, chunks.c.dying, chunks.c.incarnation)
+
+
+def claim_chunks(tx: Tx, sizes: Mapping[bytes, int], now: float) -> dict[bytes, Claim]:
+    """Look up chunks {digest: raw size} and claim the ones that need it, in the caller's WRITE
+    transaction; returns {digest: Claim}.
+
+    A live row with references is reused as it is (``write=False``): its bytes are durable since a
+    committed manifest references them, and the GC waits a grace period after its last release.
+    Every other chunk is claimed (``write=True``): a live unreferenced row is touched; a dying row is
+    made live again under a new incarnation; a missing row is inserted live and unreferenced under a
+    new incarnation. The caller must make a claimed chunk's bytes durably present (``put_many``)
+    after this transaction commits and before any commit references it: the bytes of a dying row
+    may be gone, and a claimed row may have been claimed by a writer that crashed before writing."""
+    out: dict[bytes, Claim] = {}
+    for part in _parts(sizes):
+        state = {bytes(r[0]): (int(r[1]), bool(r[2]), int(r[3]))
+                 for r in tx.execute(_STATE.where(chunks.c.digest.in_(part)).order_by(chunks.c.digest)
+                                     .with_for_update())}
+        claim: list[bytes] = []
+        for d in part:
+            row = state.get(d)
+            if row is not None and not row[1] and row[0] > 0:
+                out[d] = Claim(row[2], False)
+            else:
+                claim.append(d)
+        if not claim:
+            continue
+        inc = _new_incarnation()
+        absent = [d for d in claim if d not in state]
+        if absent:
+            _insert_ignore(tx, [{"digest": d, "size": sizes[d], "stored_size": 0, "refcount": 0,
+                                 "touched_at": now, "dying": False, "incarnation": inc} for d in absent])
+        _revive(tx, [d for d in claim if d in state and state[d][1]], sizes, inc, now)
+        tx.execute(update(chunks).where(chunks.c.digest.in_(claim), _LIVE)
+                   .values(touched_at=now))
+        final = {bytes(r[0]): (bool(r[2]), int(r[3]))
+                 for r in tx.execute(_STATE.where(chunks.c.digest.in_(claim)))}
+        # PostgreSQL only: the GC's sweep inserted a dying row between our SELECT and our INSERT.
+        late = [d for d, (dying, _inc) in final.items() if dying]
+        if late:
+            _revive(tx, late, sizes, inc, now)
+            final.update({d: (False, inc) for d in late})
+        for d in claim:
+            out[d] = Claim(final[d][1], True)
+    return out
+
+
+def _revive(tx: Tx, digests: Sequence[bytes], sizes: Mapping[bytes, int], inc: int, now: float) -> None:
+    if digests:
+        # size too: a row the sweep inserted for an orphan file does not know it.
+        tx.execute(update(chunks).where(chunks.c.digest == bindparam("d"), _DYING)
+                   .values(dying=False, incarnation=inc, touched_at=now, size=bindparam("n")),
+                   [{"d": d, "n": sizes[d]} for d in digests])
 
 
 def ref_chunks(tx: Tx, counts: Mapping[bytes, int], new: Mapping[bytes, tuple[int, int]],
-               now: float) -> list[bytes]:
-    """Add counts[d] references to each chunk. A chunk absent from the table is inserted if the
-    caller wrote it (new[d] = (size, stored_size)); the digests absent and not written are
-    returned (the caller must fail: the bytes may be gone)."""
-    existing = touch_chunks(tx, list(counts), now)
-    if existing:
-        stmt = (update(chunks).where(chunks.c.digest == bindparam("d"))
-                .values(refcount=chunks.c.refcount + bindparam("n")))
-        tx.execute(stmt, [{"d": d, "n": counts[d]} for d in existing])
-    missing: list[bytes] = []
-    rows = []
-    for d, n in counts.items():
-        if d in existing:
-            continue
-        if d not in new:
-            missing.append(d)
-            continue
-        size, stored = new[d]
-        rows.append({"digest": d, "size": size, "stored_size": stored, "refcount": n, "touched_at": now})
-    if rows:
-        tx.execute(chunks.insert(), rows)
-    return missing
+               now: float, *, incarnations: Mapping[bytes, int] | None = None) -> list[bytes]:
+    """Add counts[d] references to each chunk, if every one can be referenced; else change nothing
+    and return the digests that cannot (the caller must fail: their bytes may be gone).
+
+    A chunk can be referenced when its row exists and is live (not dying) and, when
+    ``incarnations`` names it, is still that incarnation (the row the writer claimed or found
+    referenced, not one recreated since by another writer that may not have written the bytes).
+    No row is ever inserted here: the writer's claim made it. ``new`` = {digest: (size, stored
+    size)} for the chunks this writer stored; their stored size is recorded. Rows are locked in
+    digest order."""
+    inc = incarnations or {}
+    found: dict[bytes, int] = {}
+    for part in _parts(counts):
+        rows = tx.execute(select(chunks.c.digest, chunks.c.incarnation)
+                          .where(chunks.c.digest.in_(part), _LIVE)
+                          .order_by(chunks.c.digest).with_for_update())
+        found.update((bytes(d), int(i)) for d, i in rows)
+    bad = [d for d in sorted(counts) if d not in found or (d in inc and inc[d] != found[d])]
+    if bad or not counts:
+        return bad
+    stmt = (update(chunks).where(chunks.c.digest == bindparam("d"))
+            .values(refcount=chunks.c.refcount + bindparam("n"), touched_at=now,
+                    stored_size=func.coalesce(bindparam("s", type_=BigInteger), chunks.c.stored_size)))
+    tx.execute(stmt, [{"d": d, "n": counts[d], "s": new[d][1] if d in new else None} for d in sorted(counts)])
+    return []
 
 
 def unref_chunks(tx: Tx, counts: Mapping[bytes, int], now: float) -> None:
+    """Release references; the chunk is touched, so the GC waits a grace period from now."""
     if not counts:
         return
     stmt = (update(chunks).where(chunks.c.digest == bindparam("d"))
             .values(refcount=chunks.c.refcount - bindparam("n"), touched_at=now))
-    tx.execute(stmt, [{"d": d, "n": n} for d, n in counts.items()])
+    tx.execute(stmt, [{"d": d, "n": counts[d]} for d in sorted(counts)])
 
 
-def gc_candidates(tx: Tx, cutoff: float, limit: int) -> list[bytes]:
-    rows = tx.execute(select(chunks.c.digest).where(chunks.c.refcount <= 0, chunks.c.touched_at < cutoff)
+def _collectible(cutoff: float) -> ColumnElement[bool]:
+    return and_(_LIVE, chunks.c.refcount <= 0, chunks.c.touched_at < cutoff)
+
+
+def mark_dying(tx: Tx, cutoff: float, limit: int) -> int:
+    """Mark up to ``limit`` chunks dying that have no reference and were not touched since cutoff;
+    returns how many. Once committed, no commit may reference them (``ref_chunks``)."""
+    some = select(chunks.c.digest).where(_collectible(cutoff)).limit(limit)
+    res = tx.execute(update(chunks).where(chunks.c.digest.in_(some.scalar_subquery()), _collectible(cutoff))
+                     .values(dying=True))
+    return int(res.rowcount)
+
+
+def dying(tx: Tx, limit: int) -> list[bytes]:
+    """Up to ``limit`` dying chunks, in digest order."""
+    rows = tx.execute(select(chunks.c.digest).where(_DYING).order_by(chunks.c.digest)
                       .limit(limit))
     return [bytes(r[0]) for r in rows]
 
 
-def delete_chunk_if_unused(tx: Tx, digest: bytes, cutoff: float) -> bool:
-    """Delete the row if it still has no reference and was not touched since cutoff. The caller
-    holds the transaction across deleting the blob, so no writer can revive it meanwhile."""
-    row = tx.execute(select(chunks.c.refcount, chunks.c.touched_at).where(chunks.c.digest == digest)
-                     .with_for_update()).first()
-    if row is None or row[0] > 0 or row[1] >= cutoff:
-        return False
-    tx.execute(chunks.delete().where(and_(chunks.c.digest == digest, chunks.c.refcount <= 0)))
-    return True
+def lock_dying(tx: Tx, digests: Sequence[bytes]) -> list[bytes]:
+    """Those of ``digests`` that are still dying, locked (FOR UPDATE, in digest order) until the
+    end of the caller's write transaction, so no claim can revive them meanwhile."""
+    out: list[bytes] = []
+    for part in _parts(digests):
+        rows = tx.execute(select(chunks.c.digest).where(chunks.c.digest.in_(part), _DYING)
+                          .order_by(chunks.c.digest).with_for_update())
+        out.extend(bytes(r[0]) for r in rows)
+    return out
+
+
+def delete_dying(tx: Tx, digests: Sequence[bytes]) -> None:
+    for part in _parts(digests):
+        tx.execute(chunks.delete().where(chunks.c.digest.in_(part), _DYING))
+
+
+def known(tx: Tx, digests: Sequence[bytes]) -> set[bytes]:
+    """Those of ``digests`` that have a row, whatever its state."""
+    out: set[bytes] = set()
+    for part in _parts(digests):
+        out.update(bytes(r[0]) for r in tx.execute(select(chunks.c.digest).where(chunks.c.digest.in_(part))))
+    return out
+
+
+def insert_dying(tx: Tx, digests: Sequence[bytes], now: float) -> None:
+    """Rows for chunk bytes that have none (the GC's sweep), inserted dying; a digest that has a row
+    by now (a writer claimed it) is left alone."""
+    for part in _parts(digests):
+        _insert_ignore(tx, [{"digest": d, "size": 0, "stored_size": 0, "refcount": 0, "touched_at": now,
+                             "dying": True, "incarnation": 0} for d in part])
+
+
+def waiting(tx: Tx, cutoff: float) -> tuple[int, int, float | None]:
+    """Chunks with no reference still inside their grace period (touched at or after cutoff):
+    (how many, their bytes as stored or else raw, the oldest touch time or None)."""
+    stored = case((chunks.c.stored_size > 0, chunks.c.stored_size), else_=chunks.c.size)
+    row = tx.execute(select(func.count(), func.coalesce(func.sum(stored), 0), func.min(chunks.c.touched_at))
+                     .where(_LIVE, chunks.c.refcount <= 0,
+                            chunks.c.touched_at >= cutoff)).one()
+    return int(row[0]), int(row[1]), None if row[2] is None else float(row[2])
 
 
 def iter_chunks(tx: Tx) -> Iterator[tuple[bytes, int, int, int]]:
     """(digest, size, stored_size, refcount) of every chunk row."""
     for r in tx.execute(select(chunks.c.digest, chunks.c.size, chunks.c.stored_size, chunks.c.refcount)):
         yield bytes(r[0]), int(r[1]), int(r[2]), int(r[3])
+
+
+def iter_dying(tx: Tx) -> Iterator[tuple[bytes, int]]:
+    """(digest, refcount) of every dying chunk row."""
+    for r in tx.execute(select(chunks.c.digest, chunks.c.refcount).where(_DYING)):
+        yield bytes(r[0]), int(r[1])
 
 
 def iter_versions(tx: Tx) -> Iterable[VersionRecord]:

@@ -6,7 +6,10 @@ sent only after it returns. On SQLite it is ``BEGIN IMMEDIATE`` (the writer lock
 so two writers never deadlock upgrading a read lock) behind an in-process lock (threads queue
 here instead of spinning on SQLITE_BUSY), in WAL mode with ``synchronous=FULL``: a committed
 transaction survives a power loss. Other processes (``cartable admin`` while the server runs)
-wait on ``busy_timeout``. ``MetaDB.read()`` yields a consistent snapshot.
+wait on ``busy_timeout``. ``MetaDB.read()`` yields a consistent snapshot: a deferred BEGIN on
+SQLite (in WAL mode the snapshot is taken at the first statement and held to the end), REPEATABLE
+READ on PostgreSQL, so a read that combines rows (a node and its version) never sees a commit land
+between its statements.
 """
 
 from __future__ import annotations
@@ -63,13 +66,18 @@ class MetaDB:
 
     @contextmanager
     def read(self, *, snapshot: bool = True) -> Iterator[Tx]:
-        """A read-only snapshot (rolled back on exit). snapshot=False skips BEGIN/ROLLBACK on
+        """A read-only snapshot (rolled back on exit): every statement of the block sees the same
+        committed state. snapshot=False skips BEGIN/ROLLBACK on
         SQLite for a block that runs a single statement (each statement sees a consistent state)."""
         if not snapshot and self.is_sqlite:
             with self.engine.connect().execution_options(cartable_nosnapshot=True) as conn:
                 yield conn
             return
-        with self.engine.connect() as conn:
+        conn = self.engine.connect()
+        if not self.is_sqlite:
+            # READ COMMITTED would let a commit land between two statements of the block.
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn:
             with conn.begin() as trans:
                 yield conn
                 trans.rollback()

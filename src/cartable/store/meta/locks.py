@@ -50,8 +50,9 @@ def refresh(tx: Tx, token: str, timeout: int, expires_at: float) -> None:
     tx.execute(update(locks).where(locks.c.token == token).values(timeout=timeout, expires_at=expires_at))
 
 
-def purge_expired(tx: Tx, now: float) -> None:
-    tx.execute(locks.delete().where(locks.c.expires_at <= now))
+def purge_expired(tx: Tx, now: float) -> int:
+    """Delete the lock rows expired at ``now``; returns how many."""
+    return int(tx.execute(locks.delete().where(locks.c.expires_at <= now)).rowcount)
 
 
 def delete_expired_for(tx: Tx, node_id: int, now: float) -> None:

@@ -21,6 +21,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 
 __all__ = [
@@ -114,15 +116,23 @@ versions = Table(
     sqlite_autoincrement=True,
 )
 
+# One row per chunk a writer has claimed (core/writes.py) and, once referenced, per stored chunk.
+# Life cycle: live (claimed, maybe referenced) -> dying (the GC marked it: nobody may reference it
+# any more, its bytes are about to go) -> deleted. A writer's claim revives a dying row with a new
+# incarnation and writes the bytes again.
 chunks = Table(
     "chunks", metadata,
     Column("digest", LargeBinary(32), primary_key=True),
     Column("size", BigInteger, nullable=False),
-    Column("stored_size", BigInteger, nullable=False),
+    Column("stored_size", BigInteger, nullable=False),  # 0 until a commit says what was stored
     Column("refcount", BigInteger, nullable=False),
-    # Last time a writer referenced or released the chunk; GC waits a grace period after it.
+    # Last time a writer claimed, referenced or released the chunk; GC waits a grace period after it.
     Column("touched_at", Float, nullable=False),
-    Index("ix_chunks_gc", "refcount", "touched_at"),
+    Column("dying", Boolean, nullable=False, server_default=false()),
+    # Random, new each time the row becomes live (inserted or revived): a commit references the
+    # chunk only if the row is still the one its writer claimed or found referenced.
+    Column("incarnation", BigInteger, nullable=False, server_default=text("0")),
+    Index("ix_chunks_gc", "dying", "refcount", "touched_at"),
 )
 
 changes = Table(

@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""Fault points: named places in the write path and the GC where tests inject a crash or run the
+other party of a race.
+
+Production code calls ``hit("gc.reap.after_delete_bytes")`` at each step of a multi-step
+protocol. Unarmed (always, outside tests), ``hit`` is one dictionary test: nothing happens.
+A test arms a point with an action (``arm(name, crash)`` or any callable); the next hits call it.
+``crash`` raises ``SimulatedCrash``, a ``BaseException`` so that no ``except Exception`` in the
+code under test swallows it: the test then drops the Core and opens a fresh one on the same data
+folder, as a restarted process would.
+
+Every point is declared in ``POINTS`` (``arm`` refuses an unknown name, and a test checks that each
+declared name is used in the source and reached by the fault tests). Actions run in the thread
+that hits the point; they must not take the metadata write lock when the point sits inside a
+write transaction (names ending in ``before_commit``, ``after_select``, ``after_delete_bytes``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+__all__ = ["POINTS", "SimulatedCrash", "arm", "armed", "crash", "disarm", "disarm_all", "hit"]
+
+POINTS: tuple[str, ...] = (
+    # core/writes.py: ContentWriter and commit_version
+    "writes.after_claim",            # a batch's chunks are claimed (committed), bytes not yet written
+    "writes.after_put",              # a batch's bytes are durable, nothing references them yet
+    "writes.commit.before_commit",   # the version's transaction did everything but commit
+    # store/blobs/local.py: put_many, batch mode (one syncfs for data, one for names)
+    "blobs.put.batch.after_temps",   # temporary files written, not synced
+    "blobs.put.batch.after_data_sync",
+    "blobs.put.batch.after_rename",  # after each no-replace rename
+    "blobs.put.batch.after_name_sync",
+    # store/blobs/local.py: put_many, one file at a time
+    "blobs.put.file.after_temp",     # temporary file written and fdatasync'ed
+    "blobs.put.file.after_rename",
+    "blobs.put.file.after_dir_sync",
+    # core/gc.py: mark
+    "gc.mark.before_commit",
+    "gc.mark.after_commit",
+    # core/gc.py: reap of dying rows
+    "gc.reap.after_select",
+    "gc.reap.after_delete_bytes",
+    "gc.reap.before_commit",
+    "gc.reap.after_commit",
+    # core/gc.py: sweep of orphan bytes (insert dying rows, then reap them)
+    "gc.sweep.before_commit",
+    "gc.sweep.after_commit",
+    "gc.sweep.reap.after_select",
+    "gc.sweep.reap.after_delete_bytes",
+    "gc.sweep.reap.before_commit",
+    "gc.sweep.reap.after_commit",
+)
+
+_KNOWN = frozenset(POINTS)
+_armed: dict[str, Callable[[], None]] = {}
+_lock = threading.Lock()
+
+
+class SimulatedCrash(BaseException):
+    """Raised by ``crash``: the process 'died' at a fault point."""
+
+
+def hit(name: str) -> None:
+    """Run the action armed at ``name``, if any (a no-op unless a test armed it)."""
+    if _armed:
+        action = _armed.get(name)
+        if action is not None:
+            action()
+
+
+def crash() -> None:
+    raise SimulatedCrash("simulated crash")
+
+
+def arm(name: str, action: Callable[[], None] = crash, *, times: int | None = None) -> None:
+    """Run ``action`` at the next hits of ``name`` (all of them, or the next ``times``)."""
+    if name not in _KNOWN:
+        raise ValueError(f"unknown fault point {name!r}; declare it in cartable.common.faults.POINTS")
+    if times is None:
+        _armed[name] = action
+        return
+    left = [times]
+
+    def counted() -> None:
+        with _lock:
+            if left[0] <= 0:
+                return
+            left[0] -= 1
+            if left[0] == 0:
+                _armed.pop(name, None)
+        action()
+
+    _armed[name] = counted
+
+
+def disarm(name: str) -> None:
+    _armed.pop(name, None)
+
+
+def disarm_all() -> None:
+    _armed.clear()
+
+
+@contextmanager
+def armed(name: str, action: Callable[[], None] = crash, *, times: int | None = None) -> Iterator[None]:
+    arm(name, action, times=times)
+    try:
+        yield
+    finally:
+        disarm(name)
