@@ -101,7 +101,9 @@ def build_app(settings: Settings, core: Core | None = None) -> CartableApp:
 
 
 class GcThread(threading.Thread):
-    """Collects garbage every interval in the serving process."""
+    """Collects garbage every interval in the serving process (core/gc.py). Each app node runs
+    its own: concurrent collectors are safe, only wasteful; a lease in the database electing one
+    collector belongs to the scale-out work."""
 
     def __init__(self, core: Core, interval: float) -> None:
         super().__init__(name="cartable-gc", daemon=True)
