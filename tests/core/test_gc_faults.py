@@ -201,6 +201,7 @@ def test_crash_at_first_hit(tmp_path: Path, point: str, hit_counts: Counter[str]
 @pytest.mark.parametrize("point", faults.POINTS)
 def test_crash_at_every_hit(tmp_path: Path, point: str, hit_counts: Counter[str]) -> None:
     for nth in range(2, hit_counts[point] + 1):
+        (tmp_path / str(nth)).mkdir()
         crash_and_recover(tmp_path / str(nth), point, nth)
 
 
