@@ -81,13 +81,13 @@ def test_desktop_propfind_properties(client: TestClient) -> None:
     client.put(f"{DAV}/Docs/a b.txt", content=b"hello", headers={"OC-Checksum": sha1})
     listing = props(client, f"{DAV}/")
     root = listing[f"{DAV}/"]
-    assert root[f"{OC}permissions"] == "RGDNVCK"
+    assert root[f"{OC}permissions"] == "GDNVCK"
     assert f"{OC}data-fingerprint" in root
     docs = listing[f"{DAV}/Docs/"]
     assert docs[f"{OC}size"] == "5" and f"{D}getcontentlength" not in docs
     assert docs[f"{OC}id"].startswith(f"{int(docs[f'{OC}fileid']):08d}oc")
     inner = props(client, f"{DAV}/Docs/")[f"{DAV}/Docs/a%20b.txt"]
-    assert inner[f"{OC}permissions"] == "RGDNVW"
+    assert inner[f"{OC}permissions"] == "GDNVW"
     assert "SHA1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d" in inner[f"{OC}checksums"]
     assert inner[f"{OC}share-types"] == ""
 

@@ -25,7 +25,8 @@ from cartable.dav.props import PropRegistry, base_registry
 from cartable.http.conditional import etag_list, quote_etag
 from cartable.http.headers import bounded
 
-__all__ = ["DavConfig", "DavRequest", "Dialect", "Handler", "run", "href_for", "client_op"]
+__all__ = ["DavConfig", "DavRequest", "Dialect", "Handler", "PropSetter", "FolderGet", "run", "href_for",
+           "client_op"]
 
 T = TypeVar("T")
 
@@ -44,18 +45,27 @@ class DavConfig:
 
 Handler = Callable[["DavRequest"], Awaitable[Response]]
 HeaderHook = Callable[[Node], dict[str, str]]
+# Sets one live property (PROPPATCH): the request and the serialised element, or None to remove.
+PropSetter = Callable[["DavRequest", "str | None"], Awaitable[None]]
+# GET on a folder: an extension's answer (a zip of it), or None for the default page.
+FolderGet = Callable[["DavRequest", Node], Awaitable["Response | None"]]
 
 
 @dataclass
 class Dialect:
     """What one WebDAV app speaks: its method handlers, live properties, the properties a client
     may set, and extra response headers per node. Adapters that extend WebDAV (Nextcloud) add to
-    the app's own dialect while the app is built; nothing here is process-global."""
+    the app's own dialect while the app is built; nothing here is process-global.
+
+    A settable live property with a setter is stored by its setter (Nextcloud's oc:favorite);
+    one without is stored as a dead property. ``folder_get`` may answer a GET on a folder."""
 
     handlers: dict[str, Handler] = field(default_factory=dict)
     props: PropRegistry = field(default_factory=base_registry)
     settable: set[tuple[str, str]] = field(default_factory=set)
+    setters: dict[tuple[str, str], PropSetter] = field(default_factory=dict)
     header_hooks: list[HeaderHook] = field(default_factory=list)
+    folder_get: FolderGet | None = None
 
     def entity_headers(self, node: Node) -> dict[str, str]:
         """ETag, Last-Modified and every extension's headers for a node."""

@@ -56,7 +56,12 @@ async def do_proppatch(ctx: DavRequest) -> Response:
     if protected:
         stats = [(c, 403 if c in protected else 424) for c in changes]
     else:
-        await run(props.patch, ctx.core, ctx.op, ctx.principal, ctx.parts, changes, ctx.preconditions())
+        dead = [c for c in changes if (c.ns, c.name) not in dialect.setters]
+        for c in changes:
+            if (c.ns, c.name) in dialect.setters:
+                await dialect.setters[(c.ns, c.name)](ctx, c.xml)
+        if dead:
+            await run(props.patch, ctx.core, ctx.op, ctx.principal, ctx.parts, dead, ctx.preconditions())
         stats = [(c, 200) for c in changes]
     node_href = ctx.own_href(node.is_dir)
     body = [xml.MULTISTATUS_OPEN, f"<d:response><d:href>{xml.escape(node_href)}</d:href>"]

@@ -63,6 +63,10 @@ async def _folder_page(ctx: DavRequest) -> Response:
 
 async def do_get(ctx: DavRequest, head: bool = False) -> Response:
     node, content = await run(reads.lookup, ctx.core, ctx.principal, ctx.parts)
+    if content is None and not head and ctx.dialect.folder_get is not None:
+        answer = await ctx.dialect.folder_get(ctx, node)
+        if answer is not None:
+            return answer
     _check_if_match(ctx, node)
     headers = ctx.entity_headers(node)
     if _not_modified(ctx, node):

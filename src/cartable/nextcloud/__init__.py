@@ -30,7 +30,7 @@ class NextcloudAdapter:
 
 
 def build(core: Core, auth: Authenticator, dav: DavApp) -> NextcloudAdapter:
-    props.install(dav.dialect, files.instance_id(core))
+    props.install(dav.dialect, files.instance_id(core), core)
     ocs = OcsApp(core, auth)
     routes: list[tuple[str, ASGIApp]] = [
         ("/status.php", status_app),

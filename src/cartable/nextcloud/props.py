@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""The Nextcloud WebDAV dialect on top of dav/: oc: and nc: properties, OC-* response headers,
-and PATCH with X-Recalculate-Hash."""
+"""The Nextcloud WebDAV dialect on top of dav/: oc: and nc: properties (oc:favorite settable with
+PROPPATCH), OC-* response headers, PATCH with X-Recalculate-Hash, REPORT oc:filter-files
+(favorites) and GET of a folder as a zip."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ from collections.abc import Callable
 
 from starlette.responses import Response
 
-from cartable.core import files
+from cartable.core import favorites, files
+from cartable.core.context import Core
 from cartable.core.model import Node, Principal
+from cartable.dav import xml
 from cartable.dav.context import DavRequest, Dialect, run
 from cartable.dav.props import LiveProp, PropContext
 from cartable.dav.xml import NC, OC, escape
 from cartable.http.conditional import quote_etag
+from cartable.nextcloud import archive, report
 
 __all__ = ["install", "oc_id", "permissions"]
 
-FILE_PERMISSIONS = "RGDNVW"
-FOLDER_PERMISSIONS = "RGDNVCK"
+# Only what works: no R (reshare) until sharing exists, no S/M (nothing is shared or mounted).
+FILE_PERMISSIONS = "GDNVW"
+FOLDER_PERMISSIONS = "GDNVCK"
+FAVORITE = (OC, "favorite")
 
 
 def oc_id(node_id: int, instance: str) -> str:
@@ -42,8 +48,32 @@ def _principal(ctx: PropContext) -> Principal | None:
     return p if isinstance(p, Principal) else None
 
 
-def _register_props(dialect: Dialect, instance: str) -> None:
+def _favorite(core: Core) -> Callable[[PropContext, Node], str | None]:
+    def get(ctx: PropContext, node: Node) -> str | None:
+        principal = _principal(ctx)
+        if principal is None:
+            return None
+        ids = ctx.extra.get("favorites")
+        if not isinstance(ids, set):
+            ids = ctx.extra["favorites"] = favorites.favorite_ids(core, principal)  # once per answer
+        return "1" if node.id in ids else "0"
+
+    return get
+
+
+async def _set_favorite(ctx: DavRequest, element: str | None) -> None:
+    """PROPPATCH oc:favorite: 1 (or true) marks, anything else or a remove unmarks (Nextcloud's
+    TagsPlugin reads it the same way)."""
+    on = False
+    if element is not None:
+        text = (xml.parse(element.encode("utf-8")).text or "").strip().lower()
+        on = text in ("1", "true")
+    await run(favorites.set_favorite, ctx.core, ctx.op, ctx.parts, on)
+
+
+def _register_props(dialect: Dialect, instance: str, core: Core) -> None:
     for prop in (
+        LiveProp(OC, "favorite", _favorite(core), in_allprop=False),
         LiveProp(OC, "id", lambda _c, n: oc_id(n.id, instance)),
         LiveProp(OC, "fileid", lambda _c, n: str(n.id)),
         LiveProp(OC, "permissions", lambda _c, n: permissions(n)),
@@ -85,8 +115,13 @@ async def do_patch(ctx: DavRequest) -> Response:
     return Response(status_code=204, headers={"OC-Checksum": value})
 
 
-def install(dialect: Dialect, instance: str) -> None:
-    """Teach one WebDAV app the Nextcloud dialect: oc:/nc: properties, OC-* headers, PATCH."""
-    _register_props(dialect, instance)
+def install(dialect: Dialect, instance: str, core: Core) -> None:
+    """Teach one WebDAV app the Nextcloud dialect: oc:/nc: properties, OC-* headers, PATCH,
+    REPORT (favorites), settable oc:favorite, folders as zip."""
+    _register_props(dialect, instance, core)
     dialect.header_hooks.append(_headers(instance))
     dialect.handlers["PATCH"] = do_patch
+    dialect.handlers["REPORT"] = report.do_report
+    dialect.settable.add(FAVORITE)
+    dialect.setters[FAVORITE] = _set_favorite
+    dialect.folder_get = archive.folder_get

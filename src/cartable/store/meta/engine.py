@@ -88,6 +88,10 @@ class MetaDB:
         self.engine.dispose()
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _install_sqlite_hooks(engine: Engine, *, durable: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -99,6 +103,9 @@ def _install_sqlite_hooks(engine: Engine, *, durable: bool) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+        # Unicode-aware lower() for queries only (store/meta/search.py): never used in a schema
+        # object, so the file stays readable by any SQLite tool.
+        dbapi_conn.create_function("cartable_lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy import (
 
 __all__ = [
     "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
-    "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows",
+    "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows", "favorites",
 ]
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
@@ -100,6 +100,10 @@ nodes = Table(
     Column("content_type", String(255), nullable=True),
     Column("checksums", String(1024), nullable=True),  # "SHA1:... MD5:..." as the client sent them
     UniqueConstraint("parent_id", "name"),
+    # DAV SEARCH (store/meta/search.py): a user's most recent files, and files by media type,
+    # come from an index range of their own space, never from a walk of the tree.
+    Index("ix_nodes_space_id_mtime", "space_id", "mtime"),
+    Index("ix_nodes_space_id_content_type", "space_id", "content_type"),
     sqlite_autoincrement=True,
 )
 
@@ -214,4 +218,13 @@ login_flows = Table(
     # A database dump alone reveals neither; the flow is deleted once polled.
     Column("sealed_password", LargeBinary, nullable=True),
     Column("password_hash", LargeBinary(32), nullable=True),
+)
+
+# Favorites are per user (a shared node may be one user's favorite and not another's); a row goes
+# with its node or its user (ON DELETE CASCADE).
+favorites = Table(
+    "favorites", metadata,
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("node_id", ID, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("created_at", Float, nullable=False),
 )
