@@ -107,6 +107,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("windows_compatible_names", parse_bool, False,
             "Also refuse what Windows cannot store: CON, PRN, AUX, NUL, COM0-9, LPT0-9, <>:\"|?* "
             "and trailing spaces or dots."),
+    Setting("bulk_upload", parse_bool, True,
+            "Offer Nextcloud's bulk upload (dav.bulkupload) to desktop clients: many small files per request."),
 )
 
 
@@ -135,6 +137,7 @@ class Settings:
     forbidden_filename_characters: str
     forbidden_filename_extensions: tuple[str, ...]
     windows_compatible_names: bool
+    bulk_upload: bool
 
     @property
     def name_policy(self) -> NamePolicy:

@@ -94,7 +94,7 @@ def build_app(settings: Settings, core: Core | None = None) -> CartableApp:
                             max_per_login=settings.login_failures_per_user)
     auth = Authenticator(core, ttl=settings.auth_cache_seconds, policy=policy)
     dav = DavApp(core, auth, DavConfig(max_xml_body=settings.max_xml_body))
-    nc = nextcloud.build(core, auth, dav)
+    nc = nextcloud.build(core, auth, dav, bulk_upload=settings.bulk_upload)
     routes: list[tuple[str, ASGIApp]] = [
         (FILES_PREFIX, dav), (LEGACY_PREFIX + "/", dav), (LEGACY_PREFIX, dav), *nc.routes]
     return CartableApp(core, routes)

@@ -14,6 +14,8 @@ from cartable.core.auth import Authenticator
 from cartable.core.context import Core
 from cartable.dav.routes import DavApp
 from cartable.nextcloud import props
+from cartable.nextcloud.bulk import BULK_PATH, BulkApp
+from cartable.nextcloud.dav_root import DAV_ROOT, DavRootApp
 from cartable.nextcloud.login_flow import LOGIN_PREFIX, LoginFlowApp
 from cartable.nextcloud.ocs import OcsApp
 from cartable.nextcloud.status import status_app
@@ -29,9 +31,11 @@ class NextcloudAdapter:
     routes: list[tuple[str, ASGIApp]]
 
 
-def build(core: Core, auth: Authenticator, dav: DavApp) -> NextcloudAdapter:
-    props.install(dav.dialect, files.instance_id(core), core)
-    ocs = OcsApp(core, auth)
+def build(core: Core, auth: Authenticator, dav: DavApp, *, bulk_upload: bool = True) -> NextcloudAdapter:
+    """The adapter's routes. bulk_upload: serve and advertise POST /remote.php/dav/bulk."""
+    instance = files.instance_id(core)
+    props.install(dav.dialect, instance, core)
+    ocs = OcsApp(core, auth, bulk_upload=bulk_upload)
     routes: list[tuple[str, ASGIApp]] = [
         ("/status.php", status_app),
         ("/ocs/v1.php/", ocs),
@@ -39,4 +43,7 @@ def build(core: Core, auth: Authenticator, dav: DavApp) -> NextcloudAdapter:
         (UPLOADS_PREFIX, UploadsApp(core, auth, dav)),
         (LOGIN_PREFIX, LoginFlowApp(core, auth)),
     ]
+    if bulk_upload:
+        routes.append((BULK_PATH, BulkApp(core, auth, instance)))
+    routes.append((DAV_ROOT, DavRootApp(core, auth, dav)))
     return NextcloudAdapter(routes)

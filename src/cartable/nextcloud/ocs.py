@@ -29,13 +29,17 @@ from cartable.nextcloud.status import version_info
 
 __all__ = ["OcsApp", "capabilities", "ocs_response"]
 
-def capabilities(names: NamePolicy = DEFAULT_POLICY) -> dict[str, Any]:
-    """Only what cartable really does: no sharing, trash or versions yet; no bulk upload."""
+def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -> dict[str, Any]:
+    """Only what cartable really does: no sharing, trash or versions yet. Bulk upload when the
+    server offers it (setting bulk_upload)."""
+    dav: dict[str, Any] = {"chunking": "1.0", "chunkingParallelUploadDisabled": False}
+    if bulk_upload:
+        dav["bulkupload"] = "1.0"
     return {
         "core": {"pollinterval": 60, "webdav-root": "remote.php/webdav",
                  "status": {"version": version_info()["string"]}},
         "bruteforce": {"delay": 0},
-        "dav": {"chunking": "1.0", "chunkingParallelUploadDisabled": False},
+        "dav": dav,
         "checksums": {"supportedTypes": ["SHA1", "MD5", "SHA256", "ADLER32"], "preferredUploadType": "SHA1"},
         "files": {"bigfilechunking": True, **filename_capabilities(names), "undelete": False,
                   "versioning": False, "comments": False},
@@ -72,8 +76,8 @@ Endpoint = Callable[[Request, bool, Principal | None], Awaitable[Response]]
 
 
 class OcsApp:
-    def __init__(self, core: Core, auth: Authenticator) -> None:
-        self.core, self.auth = core, auth
+    def __init__(self, core: Core, auth: Authenticator, *, bulk_upload: bool = True) -> None:
+        self.core, self.auth, self.bulk_upload = core, auth, bulk_upload
         # (method, path after /ocs/vN.php) → (needs a login, handler)
         self.endpoints: dict[tuple[str, str], tuple[bool, Endpoint]] = {
             ("GET", "/cloud/capabilities"): (False, self.get_capabilities),
@@ -118,7 +122,8 @@ class OcsApp:
             return response
 
     async def get_capabilities(self, request: Request, v2: bool, _p: Principal | None) -> Response:
-        return ocs_response(request, v2, {"version": version_info(), "capabilities": capabilities(self.core.names)})
+        return ocs_response(request, v2, {"version": version_info(),
+                                          "capabilities": capabilities(self.core.names, self.bulk_upload)})
 
     async def get_user(self, request: Request, v2: bool, p: Principal | None) -> Response:
         assert p is not None
