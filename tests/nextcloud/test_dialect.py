@@ -14,6 +14,7 @@ from cartable.core.context import Core
 from tests.conftest import DAV, PASSWORD
 
 D, OC, NC = "{DAV:}", "{http://owncloud.org/ns}", "{http://nextcloud.org/ns}"
+API = {"OCS-APIRequest": "true"}
 DESKTOP_PROPFIND = b"""<?xml version="1.0" encoding="utf-8"?>
 <d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop>
 <d:resourcetype/><d:getlastmodified/><d:getcontentlength/><d:getetag/>
@@ -53,14 +54,16 @@ def test_capabilities_v1_v2_json_and_xml(client: TestClient) -> None:
     assert ocs["meta"]["statuscode"] == 100
     caps = ocs["data"]["capabilities"]
     assert caps["dav"]["chunking"] == "1.0"
-    assert "bulkupload" not in caps["dav"]  # not implemented: never advertised
+    assert caps["dav"]["bulkupload"] == "1.0"  # implemented (nextcloud/bulk.py); setting bulk_upload
     assert caps["core"]["pollinterval"] > 0
     assert "SHA1" in caps["checksums"]["supportedTypes"]
     assert ocs["data"]["version"]["major"] >= 10
     r2 = client.get("/ocs/v2.php/cloud/capabilities?format=json")
     assert r2.json()["ocs"]["meta"]["statuscode"] == 200
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
     x = client.get("/ocs/v2.php/cloud/capabilities")
-    assert x.headers["content-type"].startswith("application/xml")
+    assert x.headers["content-type"] == "application/xml; charset=utf-8"
+    assert client.get("/ocs/v1.php/cloud/capabilities").headers["content-type"] == "text/xml; charset=UTF-8"
     assert etree.fromstring(x.content).findtext("meta/statuscode") == "200"
 
 
@@ -133,23 +136,43 @@ def test_favorite_is_settable(client: TestClient) -> None:
 
 
 def test_app_password_endpoints(client: TestClient) -> None:
-    r = client.get("/ocs/v2.php/core/getapppassword?format=json")
+    r = client.get("/ocs/v2.php/core/getapppassword?format=json", headers=API)
     token = r.json()["ocs"]["data"]["apppassword"]
     assert len(token) == 72
     assert client.request("PROPFIND", f"{DAV}/", auth=("alice", token), headers={"Depth": "0"}).status_code == 207
-    assert client.delete("/ocs/v2.php/core/apppassword?format=json", auth=("alice", token)).status_code == 200
+    assert client.delete("/ocs/v2.php/core/apppassword?format=json", auth=("alice", token),
+                         headers=API).status_code == 200
     assert client.request("PROPFIND", f"{DAV}/", auth=("alice", token), headers={"Depth": "0"}).status_code == 401
     assert client.request("PROPFIND", f"{DAV}/", auth=("alice", PASSWORD), headers={"Depth": "0"}).status_code == 207
 
 
 def test_user_lists_and_revokes_app_passwords(client: TestClient) -> None:
     tokens = [client.get("/ocs/v2.php/core/getapppassword?format=json",
-                         headers={"User-Agent": f"device-{i}"}).json()["ocs"]["data"]["apppassword"] for i in range(2)]
+                         headers={"User-Agent": f"device-{i}", **API}).json()["ocs"]["data"]["apppassword"]
+              for i in range(2)]
     listed = client.get("/ocs/v2.php/apps/cartable/api/v1/apppasswords?format=json").json()["ocs"]["data"]
     assert [x["name"] for x in listed] == ["device-0", "device-1"]
     first = listed[0]["id"]
-    r = client.delete(f"/ocs/v2.php/apps/cartable/api/v1/apppasswords/{first}?format=json")
+    r = client.delete(f"/ocs/v2.php/apps/cartable/api/v1/apppasswords/{first}?format=json", headers=API)
     assert r.status_code == 200
     assert client.request("PROPFIND", f"{DAV}/", auth=("alice", tokens[0]), headers={"Depth": "0"}).status_code == 401
     assert client.request("PROPFIND", f"{DAV}/", auth=("alice", tokens[1]), headers={"Depth": "0"}).status_code == 207
-    assert client.delete(f"/ocs/v2.php/apps/cartable/api/v1/apppasswords/{first}?format=json").status_code == 404
+    assert client.delete(f"/ocs/v2.php/apps/cartable/api/v1/apppasswords/{first}?format=json",
+                         headers=API).status_code == 404
+
+
+def test_credential_calls_need_the_ocs_api_header(client: TestClient) -> None:
+    """A page of another site can make a browser send cached Basic credentials, never a custom
+    header: without OCS-APIRequest no app password is minted or revoked (412, as Nextcloud)."""
+    for url in ("/ocs/v2.php/core/getapppassword?format=json", "/ocs/v1.php/core/getapppassword?format=json"):
+        r = client.get(url)
+        assert r.status_code == 412 and "CSRF" in r.json()["ocs"]["meta"]["message"]
+    assert client.get("/ocs/v2.php/apps/cartable/api/v1/apppasswords?format=json").json()["ocs"]["data"] == []
+    token = client.get("/ocs/v2.php/core/getapppassword?format=json", headers=API).json()["ocs"]["data"]["apppassword"]
+    app_id = client.get("/ocs/v2.php/apps/cartable/api/v1/apppasswords?format=json").json()["ocs"]["data"][0]["id"]
+    assert client.delete("/ocs/v2.php/core/apppassword?format=json", auth=("alice", token)).status_code == 412
+    assert client.delete(f"/ocs/v2.php/apps/cartable/api/v1/apppasswords/{app_id}?format=json").status_code == 412
+    assert client.request("PROPFIND", f"{DAV}/", auth=("alice", token), headers={"Depth": "0"}).status_code == 207
+    bearer = client.get("/ocs/v2.php/core/getapppassword?format=json", auth=None,
+                        headers={"Authorization": f"Bearer {token}"})
+    assert bearer.status_code != 412  # a Bearer token cannot be sent by a cross-site page either

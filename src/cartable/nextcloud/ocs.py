@@ -2,16 +2,24 @@
 """The OCS API under /ocs/v1.php and /ocs/v2.php: capabilities, the current user, app passwords.
 
 v1 answers HTTP 200 with statuscode 100 on success; v2 mirrors the HTTP status (statuscode 200).
-JSON when the client asks (format=json or Accept: application/json), XML otherwise."""
+JSON when the client asks (format=json or Accept: application/json), XML otherwise, with
+Nextcloud's content types: ``application/json; charset=utf-8``; XML is ``text/xml; charset=UTF-8``
+on v1 (its legacy OCS answer) and ``application/xml; charset=utf-8`` on v2.
+
+Calls that create or revoke credentials are refused (HTTP 412, "CSRF check failed", as
+Nextcloud's SecurityMiddleware answers) unless the request carries ``OCS-APIRequest: true`` (or a
+Bearer token): a browser that holds cached Basic credentials cannot be made to send that header
+by another site, so it cannot be made to mint or revoke an app password."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from cartable.common.paths import DEFAULT_POLICY, NamePolicy
@@ -27,7 +35,13 @@ from cartable.nextcloud.errors import STATUS
 from cartable.nextcloud.names import filename_capabilities
 from cartable.nextcloud.status import version_info
 
-__all__ = ["OcsApp", "capabilities", "ocs_response"]
+__all__ = ["OcsApp", "capabilities", "ocs_response", "JSON_TYPE", "XML_TYPE_V1", "XML_TYPE_V2"]
+
+JSON_TYPE = "application/json; charset=utf-8"
+XML_TYPE_V1 = "text/xml; charset=UTF-8"
+XML_TYPE_V2 = "application/xml; charset=utf-8"
+# Failures answered with their own HTTP status on v1 too (not 200 + an OCS code).
+_ALWAYS_HTTP = (401, 412)
 
 def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -> dict[str, Any]:
     """Only what cartable really does: no sharing, trash or versions yet. Bulk upload when the
@@ -62,17 +76,26 @@ def ocs_response(request: Request, v2: bool, data: Any, status: int = 200, messa
     code = (200 if v2 else 100) if ok else (997 if status == 401 else status)
     meta = {"status": "ok" if ok else "failure", "statuscode": code, "message": message,
             "totalitems": "", "itemsperpage": ""}
-    http_status = status if (v2 or status == 401) else 200
+    http_status = status if (v2 or status in _ALWAYS_HTTP) else 200
     headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else {}
     wants_json = request.query_params.get("format") == "json" or \
         "application/json" in request.headers.get("accept", "")
     if wants_json:
-        return JSONResponse({"ocs": {"meta": meta, "data": data}}, status_code=http_status, headers=headers)
+        return Response(json.dumps({"ocs": {"meta": meta, "data": data}}), status_code=http_status,
+                        headers=headers, media_type=JSON_TYPE)
     body = f'<?xml version="1.0"?>\n<ocs><meta>{_to_xml(meta)}</meta><data>{_to_xml(data)}</data></ocs>\n'
-    return Response(body, status_code=http_status, headers=headers, media_type="application/xml; charset=utf-8")
+    return Response(body, status_code=http_status, headers=headers, media_type=XML_TYPE_V2 if v2 else XML_TYPE_V1)
 
 
 Endpoint = Callable[[Request, bool, Principal | None], Awaitable[Response]]
+
+# Calls that create or revoke credentials: only for requests a page of another site cannot forge.
+_GUARDED = {("GET", "/core/getapppassword"), ("DELETE", "/core/apppassword")}
+
+
+def _api_request(request: Request) -> bool:
+    return (request.headers.get("ocs-apirequest", "").strip().lower() == "true"
+            or request.headers.get("authorization", "").startswith("Bearer "))
 
 
 class OcsApp:
@@ -81,6 +104,7 @@ class OcsApp:
         # (method, path after /ocs/vN.php) → (needs a login, handler)
         self.endpoints: dict[tuple[str, str], tuple[bool, Endpoint]] = {
             ("GET", "/cloud/capabilities"): (False, self.get_capabilities),
+            ("GET", "/cloud/config"): (False, self.get_config),
             ("GET", "/cloud/user"): (True, self.get_user),
             ("DELETE", "/core/apppassword"): (True, self.delete_apppassword),
             ("GET", "/core/getapppassword"): (True, self.get_apppassword),
@@ -108,6 +132,10 @@ class OcsApp:
         if found is None:
             return ocs_response(request, v2, [], 404, f"no OCS endpoint {request.method} {sub}")
         needs_login, endpoint = found
+        if (request.method.upper(), sub) in _GUARDED or (request.method.upper() == "DELETE" and sub.startswith(
+                "/apps/cartable/api/v1/apppasswords/")):
+            if not _api_request(request):
+                return ocs_response(request, v2, [], 412, "CSRF check failed: send the OCS-APIRequest: true header")
         try:
             principal = None
             if needs_login or request.headers.get("authorization"):
@@ -124,6 +152,12 @@ class OcsApp:
     async def get_capabilities(self, request: Request, v2: bool, _p: Principal | None) -> Response:
         return ocs_response(request, v2, {"version": version_info(),
                                           "capabilities": capabilities(self.core.names, self.bulk_upload)})
+
+    async def get_config(self, request: Request, v2: bool, _p: Principal | None) -> Response:
+        """Nextcloud's cloud/config (public): the OCS API version and this host."""
+        data = {"version": "1.7", "website": "Nextcloud", "host": request.url.hostname or "",
+                "contact": "", "ssl": "true" if request.url.scheme == "https" else "false"}
+        return ocs_response(request, v2, data)
 
     async def get_user(self, request: Request, v2: bool, p: Principal | None) -> Response:
         assert p is not None
