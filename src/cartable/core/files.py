@@ -128,6 +128,8 @@ def _prepare_target(core: Core, tx: Tx, op: Op, space: SpaceRecord, src: Node, d
         return parent, existing, ancestors
     if existing is not None and not overwrite:
         raise PreconditionFailed(f"{display(dst)} already exists and Overwrite is F")
+    if existing is not None and existing.is_dir and _is_inside(tx, src, existing):
+        raise Forbidden(f"{display(dst)} holds {src.name!r}; it cannot be replaced by it")
     if existing is not None:
         _check_subtree_locks(tx, op, dst, existing, ancestors, now)
     else:
