@@ -70,6 +70,7 @@ class LiveServer:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     admin_password: str = "admin-secret-pw"
+    extra_env: dict[str, str] | None = None  # CARTABLE_* settings for this server
 
     @property
     def url(self) -> str:
@@ -78,6 +79,7 @@ class LiveServer:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARTABLE_")}
         env.update(CARTABLE_ADMIN_PASSWORD=self.admin_password, CARTABLE_LOG_LEVEL="warning")
+        env.update(self.extra_env or {})
         return env
 
     def start(self) -> None:
@@ -113,6 +115,15 @@ class LiveServer:
     def admin(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*cartable_exe(), "admin", *args, "--data", str(self.data)], env=self.env(),
                               input=input, capture_output=True, text=True, timeout=120)
+
+
+def start_live_server(data: Path, **settings: str) -> LiveServer:
+    """A started `cartable serve` with user alice; settings as CARTABLE_* variables."""
+    srv = LiveServer(data, free_port(), extra_env={f"CARTABLE_{k.upper()}": v for k, v in settings.items()})
+    srv.start()
+    r = srv.admin("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    return srv
 
 
 @pytest.fixture

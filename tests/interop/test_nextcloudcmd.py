@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import DAV, PASSWORD, LiveServer, require_tool
+from tests.conftest import DAV, PASSWORD, LiveServer, require_tool, start_live_server
 from tests.interop.ncsupport import (
     DIR,
     LoggingProxy,
@@ -64,6 +64,16 @@ class Client:
 
     def tree(self) -> dict[str, str]:
         return local_tree(self.folder)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """Without bulk upload: these trees hold empty files, which nextcloudcmd 3.7.x cannot send in
+    a bulk request (nextcloud/desktop#5824, fixed in 3.9: the client aborts the whole POST and
+    blacklists its files). Bulk upload has its own tests in test_nextcloudcmd_bulk.py."""
+    srv = start_live_server(tmp_path / "data", bulk_upload="false")
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture

@@ -88,6 +88,7 @@ class BulkApp:
                 if path not in results:
                     order.append(path)
                 results[path] = await self._one(writer, part)
+            await reader.drain()
         except BadMultipart as exc:
             status, fault = 400, str(exc)
         except ClientDisconnect:

@@ -143,6 +143,22 @@ class MultipartReader:
                                "(is its Content-Length wrong?)")
         return Part(headers, length, body)
 
+    async def drain(self, limit: int = 64 * 1024) -> None:
+        """Read what follows the closing boundary (an epilogue, a last CRLF) to the end of the
+        body: a keep-alive connection can only carry the client's next request once this one's
+        body has been read whole. More than limit bytes of epilogue is refused."""
+        size = len(self._buf)
+        self._buf.clear()
+        while not self._eof:
+            try:
+                chunk = await self._stream.__anext__()
+            except StopAsyncIteration:
+                self._eof = True
+                break
+            size += len(chunk)
+            if size > limit:
+                raise BadMultipart(f"more than {limit} bytes follow the closing boundary")
+
     async def _headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         size = 0
