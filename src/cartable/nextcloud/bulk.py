@@ -6,7 +6,8 @@ The body is multipart/related (nextcloud/multipart.py); each part is one file wi
 ``X-File-MD5`` (required, checked), ``X-File-Mtime`` or ``X-OC-Mtime``, and optionally
 ``OC-Checksum`` (checked and stored, as on PUT). Each file is its own durable commit
 (core/bulk.py): the answer is 200 with a JSON object keyed by the exact ``X-File-Path`` of each
-part, ``{"error": false, "etag": "<unquoted>", "fileid": "<oc:id>", "permissions": "GDNVW"}`` or
+part, ``{"error": false, "etag": "<unquoted>", "fileid": "<oc:id>", "permissions": "GDNVW"}`` (with
+``"X-OC-MTime": "accepted"`` when the part gave an mtime, which the desktop client looks for) or
 ``{"error": true, "message": "..."}``; one failing file (bad MD5 or name, missing folder, quota,
 lock) does not fail the others. A malformed or truncated body answers 400 with the same object
 for the files before the fault: those were committed, and no file is ever half written.
@@ -80,7 +81,7 @@ class BulkApp:
         writer = BulkWriter(self.core, op)
         reader = MultipartReader(request.stream(), boundary, max_part=MAX_PART, max_parts=MAX_PARTS)
         order: list[str] = []
-        results: dict[str, Result | Future[WriteResult]] = {}
+        results: dict[str, Result | tuple[Future[WriteResult], bool]] = {}
         status, fault = 200, None
         try:
             while (part := await reader.next_part()) is not None:
@@ -100,7 +101,7 @@ class BulkApp:
                             headers={"X-Error-Message": fault.encode("ascii", "replace").decode()})
         return Response(json.dumps(answer), status_code=200, media_type="application/json")
 
-    async def _one(self, writer: BulkWriter, part: Part) -> Result | Future[WriteResult]:
+    async def _one(self, writer: BulkWriter, part: Part) -> Result | tuple[Future[WriteResult], bool]:
         """Check one part and hand it to the writer; a failed check is this file's result."""
         if part.body is None:
             return _error(f"the file is {part.length} bytes; a bulk upload takes files up to "
@@ -121,18 +122,23 @@ class BulkApp:
         except (CartableError, InvalidPath) as exc:
             return _error(str(exc))
         checksum = part.header("oc-checksum") or f"MD5:{md5}"
-        return await run(writer.submit, parts, part.body, mtime=mtime, checksum=checksum)
+        future = await run(writer.submit, parts, part.body, mtime=mtime, checksum=checksum)
+        return future, mtime is not None
 
-    async def _settle(self, result: Result | Future[WriteResult]) -> Result:
+    async def _settle(self, result: Result | tuple[Future[WriteResult], bool]) -> Result:
         if isinstance(result, dict):
             return result
+        future, with_mtime = result
         try:
-            written = await asyncio.wrap_future(result)
+            written = await asyncio.wrap_future(future)
         except (CartableError, InvalidPath) as exc:
             return _error(str(exc))
         except Exception:
             log.exception("bulk upload: a file could not be written")
             return _error("internal server error; the file was not stored")
         node = written.node
-        return {"error": False, "etag": node.etag, "fileid": oc_id(node.id, self.instance),
-                "permissions": FILE_PERMISSIONS}
+        answer: Result = {"error": False, "etag": node.etag, "fileid": oc_id(node.id, self.instance),
+                          "permissions": FILE_PERMISSIONS}
+        if with_mtime:
+            answer["X-OC-MTime"] = "accepted"  # the desktop client reads it as it reads PUT's header
+        return answer
