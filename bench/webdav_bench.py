@@ -165,12 +165,13 @@ def start_apache(data: Path, port: int) -> Server:
                   f"{version}, mpm_event, mod_dav_fs, no auth")
 
 
-def start_cartable(data: Path, port: int, log: Path) -> Server:
+def start_cartable(data: Path, port: int, log: Path, settings: dict[str, str] | None = None) -> Server:
+    """settings: extra CARTABLE_* environment (e.g. {"CARTABLE_BULK_UPLOAD": "false"})."""
     exe = Path(sys.executable).parent / "cartable"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cartable"]
     cmd += ["serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)]
     password = secrets.token_urlsafe(18)
-    env = dict(os.environ, CARTABLE_ADMIN_USER="admin", CARTABLE_ADMIN_PASSWORD=password)
+    env = dict(os.environ, CARTABLE_ADMIN_USER="admin", CARTABLE_ADMIN_PASSWORD=password, **(settings or {}))
     logf = open(log, "ab")
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                             start_new_session=True)
