@@ -16,9 +16,14 @@ __all__ = ["SAFE_HEADERS", "attachment", "download_headers"]
 
 # nosniff: browsers keep to the declared type. The policy: load nothing, and run the document,
 # if a browser renders it at all, in a sandbox (no scripts, no same-origin access, no forms).
+# Nextcloud also sends the three others: no framing, no indexing by crawlers, no Flash/PDF
+# cross-domain policy files.
 SAFE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
+    "X-Frame-Options": "DENY",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Permitted-Cross-Domain-Policies": "none",
 }
 
 

@@ -9,7 +9,6 @@ path" is /remote.php/webdav, "new dav path" /remote.php/dav/files/USER."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,6 @@ from cartable.core import accounts
 from cartable.core.context import Core
 from cartable.server import build_app
 from tests.conftest import make_settings
-
-# Scenarios waiting for other work in progress (test_pending_*.py) are not collected until the
-# lead enables them; CARTABLE_PENDING_SCENARIOS=1 collects them to see where they stand.
-collect_ignore_glob = [] if os.environ.get("CARTABLE_PENDING_SCENARIOS") == "1" else ["test_pending_*.py"]
 
 USER, PASSWORD = "user0", "user0-secret-pw"
 WELCOME = (b"Welcome to your Nextcloud account!\n\nThis is just an example file for developers and git users.\n"
