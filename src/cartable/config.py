@@ -47,6 +47,16 @@ def parse_bool(value: str | bool) -> bool:
     raise ConfigError(f"{value!r} is not true or false")
 
 
+def parse_tristate(value: str | bool) -> str:
+    """'auto', or a boolean (true/false, yes/no, on/off, 1/0) given back as 'true' or 'false'."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return "true" if parse_bool(value) else "false"
+    except ConfigError:
+        raise ConfigError(f"{value!r} is not auto, true or false") from None
+
+
 def parse_list(value: str | list[str]) -> tuple[str, ...]:
     """A TOML list of strings, or a comma-separated string (the environment's form)."""
     if isinstance(value, list):
@@ -107,8 +117,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("windows_compatible_names", parse_bool, False,
             "Also refuse what Windows cannot store: CON, PRN, AUX, NUL, COM0-9, LPT0-9, <>:\"|?* "
             "and trailing spaces or dots."),
-    Setting("bulk_upload", parse_bool, True,
-            "Offer Nextcloud's bulk upload (dav.bulkupload) to desktop clients: many small files per request."),
+    Setting("bulk_upload", parse_tristate, "auto",
+            "Nextcloud's bulk upload (many small files per request): auto offers it to every client but "
+            "desktop clients older than 3.9, which abort on empty files; true offers it to all; false serves "
+            "and offers none."),
 )
 
 
@@ -137,7 +149,7 @@ class Settings:
     forbidden_filename_characters: str
     forbidden_filename_extensions: tuple[str, ...]
     windows_compatible_names: bool
-    bulk_upload: bool
+    bulk_upload: str
 
     @property
     def name_policy(self) -> NamePolicy:

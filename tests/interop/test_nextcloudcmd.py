@@ -68,10 +68,10 @@ class Client:
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """Without bulk upload: these trees hold empty files, which nextcloudcmd 3.7.x cannot send in
-    a bulk request (nextcloud/desktop#5824, fixed in 3.9: the client aborts the whole POST and
-    blacklists its files). Bulk upload has its own tests in test_nextcloudcmd_bulk.py."""
-    srv = start_live_server(tmp_path / "data", bulk_upload="false")
+    """The default server: bulk_upload = auto does not offer bulk upload to nextcloudcmd 3.7.x,
+    which cannot send an empty file in a bulk request (nextcloud/desktop#5824, fixed in 3.9), and
+    these trees hold empty files. Bulk upload has its own tests in test_nextcloudcmd_bulk.py."""
+    srv = start_live_server(tmp_path / "data")
     yield srv
     srv.stop()
 

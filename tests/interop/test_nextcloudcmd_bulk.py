@@ -45,7 +45,7 @@ def sync(exe: str, folder: Path, proxy: LoggingProxy, home: Path) -> tuple[int, 
 
 @pytest.fixture
 def bulk_server(tmp_path: Path) -> Iterator[LiveServer]:
-    srv = start_live_server(tmp_path / "data-bulk")
+    srv = start_live_server(tmp_path / "data-bulk", bulk_upload="true")
     yield srv
     srv.stop()
 

@@ -207,9 +207,36 @@ def test_switched_off_by_the_setting(core: Core, tmp_path) -> None:  # type: ign
     from cartable.server import build_app
     from tests.conftest import make_settings
 
-    app = build_app(make_settings(tmp_path / "data", bulk_upload=False), core)
+    app = build_app(make_settings(tmp_path / "data", bulk_upload="false"), core)
     with TestClient(app) as tc:
         tc.auth = ("alice", PASSWORD)
         caps = tc.get("/ocs/v1.php/cloud/capabilities?format=json").json()["ocs"]["data"]["capabilities"]
         assert "bulkupload" not in caps["dav"]
         assert bulk(tc, bulk_body(bulk_part("/a.txt", b"x"))).status_code == 404
+
+
+@pytest.mark.parametrize(("mode", "agent", "offered"), [
+    ("auto", "Mozilla/5.0 (Linux) mirall/3.7.3git (nextcloudcmd, debian-6.1.0 ClientArchitecture: x86_64)", False),
+    ("auto", "Mozilla/5.0 (Windows) mirall/3.8.2stable (Nextcloud, windows-10.0.19045)", False),
+    ("auto", "Mozilla/5.0 (Windows) mirall/3.9.0stable (Nextcloud, windows-10.0.19045)", True),
+    ("auto", "Mozilla/5.0 (Macintosh) mirall/3.16.4 (Nextcloud, osx-24.1.0)", True),
+    ("auto", "Mozilla/5.0 (Android) Nextcloud-android/3.30.1", True),
+    ("auto", "rclone/v1.60.1", True),
+    ("true", "Mozilla/5.0 (Linux) mirall/3.7.3git (nextcloudcmd)", True),
+    ("false", "Mozilla/5.0 (Android) Nextcloud-android/3.30.1", False),
+])
+def test_who_is_offered_bulk_upload(core: Core, tmp_path, mode: str, agent: str,  # type: ignore[no-untyped-def]
+                                    offered: bool) -> None:
+    """auto: everyone but desktop clients before 3.9 (they abort a bulk request holding an empty
+    file, nextcloud/desktop#5824); the endpoint itself answers unless the setting is false."""
+    from cartable.server import build_app
+    from tests.conftest import make_settings
+
+    app = build_app(make_settings(tmp_path / "data", bulk_upload=mode), core)
+    with TestClient(app) as tc:
+        tc.auth = ("alice", PASSWORD)
+        caps = tc.get("/ocs/v1.php/cloud/capabilities?format=json",
+                      headers={"User-Agent": agent}).json()["ocs"]["data"]["capabilities"]
+        assert (caps["dav"].get("bulkupload") == "1.0") is offered
+        served = bulk(tc, bulk_body(bulk_part("/a.txt", b"x"))).status_code
+        assert served == (404 if mode == "false" else 200)

@@ -31,8 +31,9 @@ class NextcloudAdapter:
     routes: list[tuple[str, ASGIApp]]
 
 
-def build(core: Core, auth: Authenticator, dav: DavApp, *, bulk_upload: bool = True) -> NextcloudAdapter:
-    """The adapter's routes. bulk_upload: serve and advertise POST /remote.php/dav/bulk."""
+def build(core: Core, auth: Authenticator, dav: DavApp, *, bulk_upload: str = "auto") -> NextcloudAdapter:
+    """The adapter's routes. bulk_upload ("auto", "true", "false"): serve POST /remote.php/dav/bulk
+    unless "false"; which clients it is advertised to is nextcloud/ocs.py offers_bulk."""
     instance = files.instance_id(core)
     props.install(dav.dialect, instance, core)
     ocs = OcsApp(core, auth, bulk_upload=bulk_upload)
@@ -43,7 +44,7 @@ def build(core: Core, auth: Authenticator, dav: DavApp, *, bulk_upload: bool = T
         (UPLOADS_PREFIX, UploadsApp(core, auth, dav)),
         (LOGIN_PREFIX, LoginFlowApp(core, auth)),
     ]
-    if bulk_upload:
+    if bulk_upload != "false":
         routes.append((BULK_PATH, BulkApp(core, auth, instance)))
     routes.append((DAV_ROOT, DavRootApp(core, auth, dav)))
     return NextcloudAdapter(routes)

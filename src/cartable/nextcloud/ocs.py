@@ -14,6 +14,7 @@ by another site, so it cannot be made to mint or revoke an app password."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from xml.sax.saxutils import escape
@@ -93,13 +94,27 @@ Endpoint = Callable[[Request, bool, Principal | None], Awaitable[Response]]
 _GUARDED = {("GET", "/core/getapppassword"), ("DELETE", "/core/apppassword")}
 
 
+# Desktop clients before 3.9 abort a whole bulk request that holds an empty file and blacklist
+# its files (nextcloud/desktop#5824); Debian 12 ships 3.7.3. Their User-Agent says "mirall/X.Y".
+_DESKTOP = re.compile(r"mirall/(\d+)\.(\d+)")
+_BULK_SAFE_DESKTOP = (3, 9)
+
+
+def offers_bulk(mode: str, user_agent: str) -> bool:
+    """Whether to advertise dav.bulkupload to this client (setting bulk_upload: auto, true, false)."""
+    if mode != "auto":
+        return mode == "true"
+    found = _DESKTOP.search(user_agent)
+    return found is None or (int(found.group(1)), int(found.group(2))) >= _BULK_SAFE_DESKTOP
+
+
 def _api_request(request: Request) -> bool:
     return (request.headers.get("ocs-apirequest", "").strip().lower() == "true"
             or request.headers.get("authorization", "").startswith("Bearer "))
 
 
 class OcsApp:
-    def __init__(self, core: Core, auth: Authenticator, *, bulk_upload: bool = True) -> None:
+    def __init__(self, core: Core, auth: Authenticator, *, bulk_upload: str = "auto") -> None:
         self.core, self.auth, self.bulk_upload = core, auth, bulk_upload
         # (method, path after /ocs/vN.php) → (needs a login, handler)
         self.endpoints: dict[tuple[str, str], tuple[bool, Endpoint]] = {
@@ -150,8 +165,9 @@ class OcsApp:
             return response
 
     async def get_capabilities(self, request: Request, v2: bool, _p: Principal | None) -> Response:
+        bulk = offers_bulk(self.bulk_upload, request.headers.get("user-agent", ""))
         return ocs_response(request, v2, {"version": version_info(),
-                                          "capabilities": capabilities(self.core.names, self.bulk_upload)})
+                                          "capabilities": capabilities(self.core.names, bulk)})
 
     async def get_config(self, request: Request, v2: bool, _p: Principal | None) -> Response:
         """Nextcloud's cloud/config (public): the OCS API version and this host."""
