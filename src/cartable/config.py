@@ -102,10 +102,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gc_interval_seconds", float, 3600.0, "How often the server collects garbage (0: never)."),
     Setting("max_xml_body", parse_size, 1024 * 1024, "Largest XML request body accepted (PROPFIND, LOCK...)."),
     Setting("auth_cache_seconds", float, 60.0, "How long a verified credential is trusted without argon2."),
-    Setting("login_failures_per_address", int, 20, "Failed logins from one address before throttling."),
-    Setting("login_failures_per_user", int, 10, "Failed logins for one account before throttling."),
-    Setting("login_window_seconds", float, 600.0, "Window over which failed logins are counted."),
+    Setting("login_failure_decay_seconds", float, 60.0,
+            "Each failed-login counter forgets one failure per this many seconds."),
+    Setting("login_max_failures_per_user", int, 200,
+            "Failures counted for one account from one address before its logins from there get 429."),
+    Setting("login_max_failures_per_address", int, 2000,
+            "Failures counted from one address (all accounts) before its logins get 429."),
+    Setting("login_max_delay_seconds", float, 25.0,
+            "Longest wait before a password is checked after failures (0.1 s doubled per failure)."),
+    Setting("login_flow_starts_per_address", int, 100,
+            "Login Flow v2 starts one address may make at once (one more per decay period)."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+    Setting("log_format", str, "text", "Log format: text (one line per record) or json (JSON lines)."),
     Setting("forbidden_filenames", parse_list, (".htaccess",),
             "Names refused for new files and folders, whatever their case."),
     Setting("forbidden_filename_basenames", parse_list, (),
@@ -140,10 +148,13 @@ class Settings:
     gc_interval_seconds: float
     max_xml_body: int
     auth_cache_seconds: float
-    login_failures_per_address: int
-    login_failures_per_user: int
-    login_window_seconds: float
+    login_failure_decay_seconds: float
+    login_max_failures_per_user: int
+    login_max_failures_per_address: int
+    login_max_delay_seconds: float
+    login_flow_starts_per_address: int
     log_level: str
+    log_format: str
     forbidden_filenames: tuple[str, ...]
     forbidden_filename_basenames: tuple[str, ...]
     forbidden_filename_characters: str
@@ -177,8 +188,11 @@ def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] 
     if config_file is not None:
         try:
             from_file = tomllib.loads(config_file.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read configuration file {config_file}: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the configuration file {config_file} ({exc.strerror or exc}); "
+                              "check its path and permissions") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"the configuration file {config_file} is not valid TOML ({exc})") from None
     known = {s.name for s in SETTINGS}
     unknown = set(from_file) - known
     if unknown:
@@ -212,5 +226,15 @@ def _validate(s: Settings) -> None:
         raise ConfigError("gc_grace_seconds below 60 would let the GC race uploads; use at least 60")
     if s.default_quota < 0:
         raise ConfigError("default_quota must be zero or more")
-
+    if s.login_failure_decay_seconds < 1:
+        raise ConfigError("login_failure_decay_seconds below 1 would forget failed logins at once; use at least 1")
+    for name in ("login_max_failures_per_user", "login_max_failures_per_address", "login_flow_starts_per_address"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    if not 0 <= s.login_max_delay_seconds <= 600:
+        raise ConfigError("login_max_delay_seconds must be between 0 and 600")
+    if s.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"log_level {s.log_level!r} is not one of: debug, info, warning, error")
+    if s.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format {s.log_format!r} is not one of: text, json")
     assert {f.name for f in fields(Settings)} == {x.name for x in SETTINGS}

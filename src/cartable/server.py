@@ -12,17 +12,19 @@ from dataclasses import dataclass
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from cartable import nextcloud
+from cartable import nextcloud, startup
 from cartable.config import Settings
 from cartable.core import gc
 from cartable.core.auth import Authenticator, ThrottlePolicy
 from cartable.core.context import Core, Limits
 from cartable.dav.context import DavConfig
 from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
+from cartable.http.accesslog import AccessLog
+from cartable.nextcloud.login_flow import LOGIN_PREFIX
+from cartable.store.blobs.base import StoreUnavailable
 from cartable.store.blobs.local import LocalChunkStore
 from cartable.store.meta import journal
-from cartable.store.meta.engine import MetaDB
-from cartable.store.meta.migrate import upgrade
+from cartable.web.home import WELL_KNOWN_PREFIX, home_app, well_known_app
 
 __all__ = ["open_core", "build_app", "CartableApp", "GcThread"]
 
@@ -30,20 +32,23 @@ log = logging.getLogger("cartable")
 
 
 def open_core(settings: Settings) -> Core:
-    """Open (creating and migrating if needed) the stores named by the settings."""
-    settings.data.mkdir(parents=True, exist_ok=True)
-    db = MetaDB(settings.db_url)
-    upgrade(db)
+    """Open (creating and migrating if needed) the stores named by the settings. Folders and the
+    database file are made private to this user (startup.prepare_folders). StartupError, with
+    one line for the operator, if something is wrong with them."""
+    startup.prepare_folders(settings)
+    db = startup.open_database(settings)
     with db.write() as tx:
-        if journal.get_kv(tx, "epoch") is None:
-            # A random id of this journal: a client that sees it change knows the server was
-            # restored from a backup and must not apply deletions blindly.
-            journal.set_kv(tx, "epoch", secrets.token_hex(16))
-        if journal.get_kv(tx, "instance_id") is None:
-            # Part of every oc:id (Nextcloud's shape: "oc" + 10 alphanumerics).
-            alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-            journal.set_kv(tx, "instance_id", "oc" + "".join(secrets.choice(alphabet) for _ in range(10)))
-    blobs = LocalChunkStore(settings.chunk_path)
+        # A random id of this journal: a client that sees it change knows the server was
+        # restored from a backup and must not apply deletions blindly.
+        journal.kv_once(tx, "epoch", secrets.token_hex(16))
+        # Part of every oc:id (Nextcloud's shape: "oc" + 10 alphanumerics).
+        alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+        journal.kv_once(tx, "instance_id", "oc" + "".join(secrets.choice(alphabet) for _ in range(10)))
+    try:
+        blobs = LocalChunkStore(settings.chunk_path)
+    except StoreUnavailable as exc:
+        db.dispose()
+        raise startup.StartupError(f"cannot start: {exc}") from None
     limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
                     gc_grace_seconds=settings.gc_grace_seconds)
     return Core(db, blobs, limits, names=settings.name_policy)
@@ -78,6 +83,9 @@ class CartableApp:
             if path == prefix.rstrip("/") or path.startswith(prefix):
                 await app(scope, receive, send)
                 return
+        if path == "/":
+            await home_app(scope, receive, send)
+            return
         response: Response
         if path == "/_cartable/health":
             response = PlainTextResponse("ok\n")
@@ -87,17 +95,22 @@ class CartableApp:
         await response(scope, receive, send)
 
 
-def build_app(settings: Settings, core: Core | None = None) -> CartableApp:
+def build_app(settings: Settings, core: Core | None = None) -> AccessLog:
+    """The whole ASGI app: the adapters behind the request log (http.accesslog)."""
     core = core or open_core(settings)
-    policy = ThrottlePolicy(window_seconds=settings.login_window_seconds,
-                            max_per_address=settings.login_failures_per_address,
-                            max_per_login=settings.login_failures_per_user)
+    policy = ThrottlePolicy(failure_cost=settings.login_failure_decay_seconds,
+                            max_per_user=settings.login_max_failures_per_user,
+                            max_per_address=settings.login_max_failures_per_address,
+                            max_delay=settings.login_max_delay_seconds,
+                            flow_starts_per_address=settings.login_flow_starts_per_address)
     auth = Authenticator(core, ttl=settings.auth_cache_seconds, policy=policy)
     dav = DavApp(core, auth, DavConfig(max_xml_body=settings.max_xml_body))
     nc = nextcloud.build(core, auth, dav, bulk_upload=settings.bulk_upload)
     routes: list[tuple[str, ASGIApp]] = [
-        (FILES_PREFIX, dav), (LEGACY_PREFIX + "/", dav), (LEGACY_PREFIX, dav), *nc.routes]
-    return CartableApp(core, routes)
+        (FILES_PREFIX, dav), (LEGACY_PREFIX + "/", dav), (LEGACY_PREFIX, dav), *nc.routes,
+        (WELL_KNOWN_PREFIX, well_known_app)]
+    # Login Flow v2 browser URLs carry the flow's login token: it never reaches the log.
+    return AccessLog(CartableApp(core, routes), secret_prefixes=(LOGIN_PREFIX + "v2/flow/",))
 
 
 class GcThread(threading.Thread):

@@ -26,9 +26,19 @@ admin_app.add_typer(apppw_app, name="apppassword")
 
 
 def _core(config: object, data: object) -> Core:
-    from cartable.server import open_core
+    """The core on the configured data folder; a startup problem is one line and exit status 2."""
+    import os
 
-    return open_core(settings_from(config, data=data))  # type: ignore[arg-type]
+    from cartable.server import open_core
+    from cartable.startup import StartupError
+
+    settings = settings_from(config, data=data)  # type: ignore[arg-type]
+    os.umask(0o077)  # files this command creates are private to this user, as the server's
+    try:
+        return open_core(settings)
+    except StartupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
 
 
 def _fail(exc: Exception) -> typer.Exit:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Optional
 
@@ -30,23 +31,51 @@ def serve(
 
     from cartable.core import accounts
     from cartable.server import GcThread, build_app, open_core
+    from cartable.startup import StartupError, listen
 
     settings = settings_from(config, data=data, host=host, port=port)
     _keep_freed_memory()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations report through our own line
-    core = open_core(settings)
-    generated = accounts.bootstrap_admin(core, settings.admin_user, settings.admin_password or None)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        # The port first: a server that cannot listen creates nothing and prints no password.
+        sock = listen(settings.host, settings.port)
+        os.umask(0o077)  # everything created from now on is private to this user
+        core = open_core(settings)
+        generated = accounts.bootstrap_admin(core, settings.admin_user, settings.admin_password or None)
+        app_ = build_app(settings, core)
+    except StartupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # a bug: still one line, the traceback in the debug log
+        logging.getLogger("cartable").debug("startup failed", exc_info=True)
+        typer.echo(f"cannot start: unexpected error: {exc!r}; run with CARTABLE_LOG_LEVEL=debug for details",
+                   err=True)
+        raise typer.Exit(2) from None
     if generated:
         print(f"Created admin account {settings.admin_user!r} with password: {generated}", flush=True)
         print("Store it now: it is not shown again (change it with `cartable admin user passwd`).", flush=True)
-    app_ = build_app(settings, core)
     if settings.gc_interval_seconds > 0:
         GcThread(core, settings.gc_interval_seconds).start()
     print(f"cartable serving {settings.data.resolve()} on http://{settings.host}:{settings.port}/ "
           f"(WebDAV: /remote.php/dav/files/USER/)", flush=True)
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                access_log=False, timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024)
+    server = uvicorn.Server(uvicorn.Config(
+        app_, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), log_config=None,
+        access_log=False, timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024))
+    server.run(sockets=[sock])
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Every log record (cartable's and uvicorn's) to stderr, as text lines or JSON lines."""
+    import logging
+
+    from cartable.http.accesslog import JsonFormatter, TextFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations report through our own line
 
 
 def _keep_freed_memory() -> None:

@@ -1,5 +1,12 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Accounts: users with argon2id password hashes, their home space, quotas and app passwords."""
+"""Accounts: users with argon2id password hashes, their home space, quotas and app passwords.
+
+Login names: 1 to 64 characters among ASCII letters, digits and ``. _ @ + -``, starting with a
+letter or a digit. They are unique without regard to case: ``alice`` and ``Alice`` cannot both
+exist, and ``ALICE`` logs in as ``alice``; the spelling given at creation is the account's name
+everywhere else (URLs, the principal). Display names are free text (accented letters and any
+script), NFC-normalised, without control characters, up to 255 characters.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import hashlib
 import re
 import secrets
 import string
+import unicodedata
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -24,11 +32,22 @@ from cartable.store.meta.records import AppPasswordRecord, UserRecord
 
 __all__ = ["UserInfo", "create_user", "bootstrap_admin", "list_users", "get_user", "set_password",
            "set_disabled", "delete_user", "set_quota", "principal_for", "create_app_password",
-           "list_app_passwords", "revoke_app_password", "app_token_hash", "HASHER", "random_password"]
+           "list_app_passwords", "revoke_app_password", "app_token_hash", "HASHER", "random_password",
+           "name_key", "NAME_RULE"]
 
 HASHER = PasswordHasher()  # argon2id, library defaults (RFC 9106 second recommendation)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")
+NAME_RULE = "1-64 letters, digits or . _ @ + - and start with a letter or digit"
 MIN_PASSWORD = 8
+DISPLAY_NAME_MAX = 255
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # spoof names
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def name_key(name: str) -> str:
+    """What a login name is looked up and kept unique by: ASCII letters lowercased, nothing else
+    changed (so a non-ASCII spelling such as the Kelvin sign never folds onto an ASCII name)."""
+    return name.translate(_ASCII_LOWER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +72,16 @@ def app_token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def _check_display_name(display_name: str) -> str:
+    value = unicodedata.normalize("NFC", display_name.strip())
+    if len(value) > DISPLAY_NAME_MAX:
+        raise InvalidInput(f"the display name must have at most {DISPLAY_NAME_MAX} characters")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS for c in value):
+        raise InvalidInput("the display name must not contain control characters, line breaks or "
+                           "direction overrides")
+    return value
+
+
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"the password must have at least {MIN_PASSWORD} characters")
@@ -60,9 +89,9 @@ def _check_password(password: str) -> None:
 
 def create_user(core: Core, name: str, password: str, *, is_admin: bool = False,
                 quota: int | None = None, display_name: str = "", email: str = "") -> UserInfo:
-    if not _NAME.match(name):
-        raise InvalidInput(f"user name {name!r} must be 1-64 letters, digits or . _ @ + - "
-                           "and start with a letter or digit")
+    if not _NAME.fullmatch(name):
+        raise InvalidInput(f"user name {name!r} must be {NAME_RULE}")
+    display_name = _check_display_name(display_name) or name
     _check_password(password)
     if quota is not None and quota < 0:
         raise InvalidInput("the quota must be zero or more bytes")
@@ -70,10 +99,14 @@ def create_user(core: Core, name: str, password: str, *, is_admin: bool = False,
     pw_hash = HASHER.hash(password)
     with core.db.write() as tx:
         try:
-            uid = repo.insert_user(tx, name=name, display_name=display_name or name, email=email,
-                                   password_hash=pw_hash, is_admin=is_admin, disabled=False,
+            uid = repo.insert_user(tx, name=name, name_key=name_key(name), display_name=display_name,
+                                   email=email, password_hash=pw_hash, is_admin=is_admin, disabled=False,
                                    auth_version=1, created_at=now)
         except RowConflict:
+            existing = repo.user_by_name(tx, name_key(name))
+            if existing is not None and existing.name != name:
+                raise AlreadyExists(f"a user named {existing.name!r} already exists (user names are unique "
+                                    "without regard to case)") from None
             raise AlreadyExists(f"a user named {name!r} already exists") from None
         sid = repo.insert_space(tx, kind="home", owner_id=uid, quota=quota)
         root = nodes_repo.insert(tx, space_id=sid, parent_id=None, name="", kind="d", size=0,
@@ -98,7 +131,7 @@ def bootstrap_admin(core: Core, name: str, password: str | None) -> str | None:
 
 
 def _user(tx: object, name: str) -> UserRecord:
-    rec = repo.user_by_name(tx, name)  # type: ignore[arg-type]
+    rec = repo.user_by_name(tx, name_key(name))  # type: ignore[arg-type]
     if rec is None:
         raise NotFound(f"no user named {name!r}")
     return rec

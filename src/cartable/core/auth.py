@@ -1,58 +1,116 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Checking credentials: password or app password, with a short cache and brute-force throttling.
+"""Checking credentials (password, app password, or an app password as a bearer token), with a
+short cache, and brute-force throttling that slows the attacker down instead of locking the
+account (modelled on Nextcloud's brute-force protection).
 
-A verified (login, secret) pair is cached under a keyed hash (the secret itself is never kept)
-for ``ttl`` seconds, so requests do not pay argon2 each time. Each hit still reads the user row:
-a password change or disable (from any process) bumps ``auth_version`` and drops the entry.
-Failed attempts are counted per client address and per login over a sliding window; past the
-limits, attempts are refused with Throttled before any password is checked.
+Two steps, so that an HTTP adapter can wait without holding a thread:
+
+1. ``check(cred, address)`` returns the cached Principal when this process verified the same
+   secret less than ``ttl`` seconds ago (each hit still reads the user row: a password change or
+   disable from any process bumps ``auth_version`` and drops the entry; a revoked app password
+   drops it too), or an ``Attempt`` telling how long to wait before ``verify``. It raises
+   Throttled when a counter is at its cap.
+2. ``verify(cred, address, attempt)`` checks the secret and returns the Principal, or raises
+   Unauthenticated and counts the failure.
+
+Throttling. Each failure adds one to two counters: (client address, login) and (client address);
+IPv6 addresses count per /64, as one client usually holds a whole /64. Counters live in the
+database (``store.meta.counters``: a restart or another node keeps them; random user names cost
+rows that expire, never process memory) and leak: each forgets one failure every
+``failure_cost`` seconds, and rows that reach zero are purged. Before checking a secret the
+adapter waits ``0.1 s × 2^n``, at most ``max_delay``, where n is the (address, login) count, or
+the address count scaled by ``max_per_user / max_per_address`` if higher. Only a counter at its
+cap refuses, with Throttled and a ``retry_after`` that is the time until it falls below the cap.
+A credential this process already verified skips throttling entirely (an attacker cannot make
+the cache hit without the secret). A success clears the (address, login) counter only: the
+address keeps its record of failures against other accounts. Unknown users and disabled
+accounts cost the same argon2 verification as a wrong password.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import math
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from cartable.core.accounts import HASHER, app_token_hash, principal_for
+from cartable.core.accounts import HASHER, app_token_hash, name_key, principal_for
 from cartable.core.context import Core
 from cartable.core.errors import Throttled, Unauthenticated
 from cartable.core.model import Principal
 from cartable.store.meta import accounts as repo
+from cartable.store.meta import counters
+from cartable.store.meta.engine import Tx
+from cartable.store.meta.records import UserRecord
 
-__all__ = ["Authenticator", "ThrottlePolicy"]
+__all__ = ["Authenticator", "ThrottlePolicy", "Credentials", "Attempt", "delay_for"]
+
+FIRST_DELAY = 0.1
+_CACHE_MAX = 100_000
 
 
 @dataclass(frozen=True)
 class ThrottlePolicy:
-    window_seconds: float = 600.0
-    max_per_address: int = 20
-    max_per_login: int = 10
+    """How failed logins are counted (settings ``login_*`` in docs/configuration.md)."""
+
+    failure_cost: float = 60.0  # seconds one failure stays counted
+    max_per_user: int = 200  # failures counted for one (address, login) before refusing
+    max_per_address: int = 2000  # failures counted for one address before refusing
+    max_delay: float = 25.0  # longest wait before a secret is checked
+    flow_starts_per_address: int = 100  # Login Flow v2 starts an address may make in a burst
 
 
-class _Failures:
-    def __init__(self) -> None:
-        self._events: dict[str, deque[float]] = {}
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a request presented: ``login`` and its password or app password (HTTP Basic, a login
+    form), or ``login=None`` and an app password alone (``Authorization: Bearer``)."""
 
-    def count(self, key: str, since: float) -> int:
-        q = self._events.get(key)
-        if not q:
-            return 0
-        while q and q[0] < since:
-            q.popleft()
-        return len(q)
+    login: str | None
+    secret: str
 
-    def add(self, key: str, now: float) -> None:
-        self._events.setdefault(key, deque(maxlen=1000)).append(now)
+    @property
+    def key(self) -> str:
+        """The login as accounts are looked up (case folded), or a marker for bearer tokens."""
+        return "\0bearer" if self.login is None else name_key(self.login)
 
-    def clear(self, key: str) -> None:
-        self._events.pop(key, None)
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of ``check`` when the secret must be verified: wait ``delay`` seconds first."""
+
+    delay: float
+    throttled: bool  # False for a credential this process verified before
+    user_failures: bool  # the (address, login) counter had failures (a success deletes it)
+
+
+def delay_for(failures: float, max_delay: float) -> float:
+    """Seconds to wait before checking a secret after ``failures`` counted failures."""
+    n = math.ceil(failures - 1e-9)
+    if n <= 0:
+        return 0.0
+    return max_delay if n >= 64 else min(max_delay, FIRST_DELAY * 2.0**n)
+
+
+def _address_key(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _digest(*parts: str) -> bytes:
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).digest()
 
 
 class Authenticator:
@@ -61,58 +119,173 @@ class Authenticator:
         self.ttl = ttl
         self.policy = policy or ThrottlePolicy()
         self._key = secrets.token_bytes(32)
+        # cache key → (user id, auth_version, verified at (time.monotonic), principal)
         self._cache: dict[bytes, tuple[int, int, float, Principal]] = {}
-        self._failures = _Failures()
         self._lock = threading.Lock()
+        self._dummy_hash: str | None = None
+        self._last_purge = 0.0
 
-    def _cache_key(self, login: str, secret: str) -> bytes:
-        return hmac.new(self._key, f"{login}\0{secret}".encode(), hashlib.sha256).digest()
+    # -- the two steps --------------------------------------------------------------------
 
-    def _check_throttle(self, login: str, address: str, now: float) -> None:
-        since = now - self.policy.window_seconds
-        with self._lock:
-            by_addr = self._failures.count("a:" + address, since)
-            by_login = self._failures.count("l:" + login, since)
-        if by_addr >= self.policy.max_per_address or by_login >= self.policy.max_per_login:
-            raise Throttled("too many failed logins; wait a few minutes before trying again",
-                            retry_after=int(self.policy.window_seconds // 10))
-
-    def _fail(self, login: str, address: str, now: float) -> Unauthenticated:
-        with self._lock:
-            self._failures.add("a:" + address, now)
-            self._failures.add("l:" + login, now)
-        return Unauthenticated("wrong user name or password")
-
-    def authenticate(self, login: str, secret: str, address: str = "") -> Principal:
-        now = time.monotonic()
-        key = self._cache_key(login, secret)
+    def check(self, cred: Credentials, address: str) -> Principal | Attempt:
+        """A cached Principal, or the Attempt to make (see the module docstring). Raises
+        Throttled when a counter is at its cap."""
+        cache_key = self._cache_key(cred)
+        cached = self._cache.get(cache_key)
+        now = self.core.clock()
+        keys = self._counter_keys(cred, address)
         with self.core.db.read(snapshot=False) as tx:
-            rec = repo.user_by_name(tx, login)
-            cached = self._cache.get(key)
-            if rec is not None and cached is not None:
-                uid, version, expires, principal = cached
-                if uid == rec.id and version == rec.auth_version and expires > now and not rec.disabled:
-                    app_id = principal.app_password_id
-                    if app_id is None or repo.app_password_exists(tx, app_id):
-                        return principal
-                self._cache.pop(key, None)
-            self._check_throttle(login, address, now)
-            app = repo.app_password_by_hash(tx, app_token_hash(secret)) if len(secret) >= 32 else None
-        if rec is None or rec.disabled:
-            HASHER.hash("timing-equaliser") if rec is None else None
-            raise self._fail(login, address, now)
-        app_id: int | None = None
-        if app is not None and app[1] == rec.id:
-            app_id = app[0]
-        else:
-            try:
-                HASHER.verify(rec.password_hash, secret)
-            except (VerificationError, InvalidHashError):
-                raise self._fail(login, address, now) from None
+            if cached is not None:
+                if self._still_valid(tx, cred, cached):
+                    if time.monotonic() - cached[2] < self.ttl:
+                        return cached[3]
+                    return Attempt(0.0, throttled=False, user_failures=False)
+                with self._lock:
+                    self._cache.pop(cache_key, None)
+            expiries = counters.expiries(tx, keys)
+        user_count, address_count = (self._count(expiries.get(k), now) for k in keys)
+        self._refuse_if_capped(user_count, address_count, expiries, keys, now)
+        scaled = address_count * self.policy.max_per_user / self.policy.max_per_address
+        return Attempt(delay_for(max(user_count, scaled), self.policy.max_delay), throttled=True,
+                       user_failures=user_count > 0)
+
+    def verify(self, cred: Credentials, address: str, attempt: Attempt) -> Principal:
+        """Check the secret after the Attempt's delay; the Principal, or Unauthenticated (the
+        failure is counted). Throttled if the counters filled up meanwhile (parallel guesses)."""
+        keys = self._counter_keys(cred, address)
+        with self.core.db.read(snapshot=False) as tx:
+            if attempt.throttled:
+                now = self.core.clock()
+                expiries = counters.expiries(tx, keys)
+                user_count, address_count = (self._count(expiries.get(k), now) for k in keys)
+                self._refuse_if_capped(user_count, address_count, expiries, keys, now)
+            rec, app_id = self._lookup(tx, cred)
+        if not self._secret_holds(cred, rec, app_id):
+            self._count_failure(keys)
+            raise Unauthenticated("wrong user name or password")
+        assert rec is not None
+        if attempt.user_failures:
+            with self.core.db.write() as tx:
+                counters.delete(tx, keys[0])  # the address keeps its failures against other accounts
         principal = principal_for(self.core, rec, app_id)
         with self._lock:
-            self._failures.clear("a:" + address)
-            if len(self._cache) > 100_000:
+            if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            self._cache[key] = (rec.id, rec.auth_version, now + self.ttl, principal)
+            self._cache[self._cache_key(cred)] = (rec.id, rec.auth_version, time.monotonic(), principal)
         return principal
+
+    def authenticate(self, login: str | None, secret: str, address: str = "") -> Principal:
+        """Both steps, sleeping the delay in this thread: for callers outside an event loop
+        (tests, tools). HTTP adapters use ``cartable.http.basic`` and wait asynchronously."""
+        cred = Credentials(login, secret)
+        found = self.check(cred, address)
+        if isinstance(found, Principal):
+            return found
+        if found.delay:
+            time.sleep(found.delay)
+        return self.verify(cred, address, found)
+
+    # -- Login Flow v2 starts ------------------------------------------------------------
+
+    def count_flow_start(self, address: str) -> None:
+        """Count a Login Flow v2 start from ``address``; Throttled (nothing counted) when the
+        address already started ``flow_starts_per_address`` flows that have not leaked away
+        (one every ``failure_cost`` seconds)."""
+        key = _digest("flow", _address_key(address))
+        cost, cap = self.policy.failure_cost, self.policy.flow_starts_per_address
+        now = self.core.clock()
+        with self.core.db.write() as tx:
+            expires = counters.expiries(tx, [key]).get(key)
+            if self._count(expires, now) >= cap:
+                assert expires is not None
+                wait = self._retry_after(expires, cap, now)
+                raise Throttled(f"too many login requests from your address; try again in {wait} s",
+                                retry_after=wait)
+            counters.add(tx, key, now, cost)
+
+    def purge(self) -> int:
+        """Delete counters that fell to zero; returns how many."""
+        with self.core.db.write() as tx:
+            return counters.purge(tx, self.core.clock())
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _cache_key(self, cred: Credentials) -> bytes:
+        return hmac.new(self._key, f"{cred.key}\0{cred.secret}".encode("utf-8", "surrogatepass"),
+                        hashlib.sha256).digest()
+
+    def _counter_keys(self, cred: Credentials, address: str) -> tuple[bytes, bytes]:
+        where = _address_key(address)
+        return _digest("login", where, cred.key), _digest("address", where)
+
+    def _count(self, expires: float | None, now: float) -> float:
+        return 0.0 if expires is None else max(0.0, expires - now) / self.policy.failure_cost
+
+    def _retry_after(self, expires: float, cap: int, now: float) -> int:
+        """Whole seconds after which the count is below ``cap`` (if nothing else fails)."""
+        return max(1, math.floor(expires - cap * self.policy.failure_cost - now) + 1)
+
+    def _refuse_if_capped(self, user_count: float, address_count: float, expiries: dict[bytes, float],
+                          keys: tuple[bytes, bytes], now: float) -> None:
+        waits = [self._retry_after(expiries[key], cap, now)
+                 for key, count, cap in ((keys[0], user_count, self.policy.max_per_user),
+                                         (keys[1], address_count, self.policy.max_per_address))
+                 if count >= cap]
+        if waits:
+            wait = max(waits)
+            raise Throttled(f"too many failed logins from your address; try again in {wait} s",
+                            retry_after=wait)
+
+    def _still_valid(self, tx: Tx, cred: Credentials, cached: tuple[int, int, float, Principal]) -> bool:
+        user_id, version, _, principal = cached
+        rec = repo.user_by_id(tx, user_id) if cred.login is None else repo.user_by_name(tx, cred.key)
+        if rec is None or rec.disabled or (rec.id, rec.auth_version) != (user_id, version):
+            return False
+        app_id = principal.app_password_id
+        return app_id is None or repo.app_password_exists(tx, app_id)
+
+    def _lookup(self, tx: Tx, cred: Credentials) -> tuple[UserRecord | None, int | None]:
+        """The account the credentials name, and the app password id if the secret is one of
+        its app passwords."""
+        app = repo.app_password_by_hash(tx, app_token_hash(cred.secret)) if len(cred.secret) >= 32 else None
+        if cred.login is None:
+            rec = repo.user_by_id(tx, app[1]) if app is not None else None
+            return rec, app[0] if app is not None else None
+        rec = repo.user_by_name(tx, cred.key)
+        if rec is not None and app is not None and app[1] == rec.id:
+            return rec, app[0]
+        return rec, None
+
+    def _secret_holds(self, cred: Credentials, rec: UserRecord | None, app_id: int | None) -> bool:
+        """True if the secret is right for an enabled account. Every failing password path pays
+        one argon2 verification, so timing tells nothing about who exists or is disabled."""
+        if cred.login is None:  # bearer: a SHA-256 lookup, no argon2 on either side
+            return rec is not None and app_id is not None and not rec.disabled
+        if rec is None or (rec.disabled and app_id is not None):
+            self._argon2(self._dummy(), cred.secret)
+            return False
+        if app_id is not None:
+            return True
+        return self._argon2(rec.password_hash, cred.secret) and not rec.disabled
+
+    @staticmethod
+    def _argon2(password_hash: str, secret: str) -> bool:
+        try:
+            return bool(HASHER.verify(password_hash, secret))
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = HASHER.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    def _count_failure(self, keys: tuple[bytes, bytes]) -> None:
+        now = self.core.clock()
+        cost = self.policy.failure_cost
+        with self.core.db.write() as tx:
+            for key in keys:
+                counters.add(tx, key, now, cost)
+            if now - self._last_purge > cost:  # a few deletes a minute keep the table small
+                self._last_purge = now
+                counters.purge(tx, now)

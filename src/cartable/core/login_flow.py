@@ -11,9 +11,12 @@ Contracts:
   ``sha256(b"seal" + poll_token)``) and its hash. ``grant`` only creates the app_passwords row from
   that hash. Neither the poll token, the key nor the password is written anywhere, so a database
   dump alone does not reveal it, and no state lives in a process (any app node can grant).
-- ``grant``/``grant_existing``/``client_of``: unknown, expired or already granted login tokens
-  raise NotFound. ``poll`` returns the credentials once and deletes the flow; unknown, expired
-  or not yet granted flows give None.
+- ``grant``/``grant_existing``/``deny``/``client_of``: unknown, expired or already granted login
+  tokens raise NotFound. ``poll`` returns the credentials once and deletes the flow; unknown,
+  expired, denied or not yet granted flows give None.
+- Grant state tokens (CSRF protection of the grant and deny forms) are MACs under one key kept in
+  the database (``state_key``), made once by whichever node starts first: a restart or another
+  node checks a token this node issued.
 """
 
 from __future__ import annotations
@@ -24,16 +27,17 @@ import secrets
 
 from blake3 import blake3
 
-from cartable.core.accounts import app_token_hash, principal_for, random_password
+from cartable.core.accounts import app_token_hash, name_key, principal_for, random_password
 from cartable.core.context import Core
 from cartable.core.errors import Forbidden, NotFound
 from cartable.core.model import Principal
 from cartable.store.meta import accounts as accounts_repo
+from cartable.store.meta import journal
 from cartable.store.meta import login_flows as repo
 from cartable.store.meta.login_flows import LoginFlowRecord
 
-__all__ = ["FLOW_LIFETIME", "start", "client_of", "grant", "grant_existing", "poll", "purge_expired",
-           "issue_state", "check_state", "seal", "unseal"]
+__all__ = ["FLOW_LIFETIME", "start", "client_of", "grant", "grant_existing", "deny", "poll", "purge_expired",
+           "state_key", "issue_state", "check_state", "seal", "unseal"]
 
 FLOW_LIFETIME = 20 * 60.0
 TOKEN_BYTES = 96  # 128 URL-safe characters, like Nextcloud's tokens
@@ -129,6 +133,15 @@ def grant_existing(core: Core, login_token: str, principal: Principal) -> None:
     grant(core, login_token, principal)
 
 
+def deny(core: Core, login_token: str) -> None:
+    """End a pending flow without granting it: the device's polls find nothing from now on."""
+    now = core.clock()
+    with core.db.write() as tx:
+        flow = _pending(repo.get(tx, login_token, for_update=True), now)
+        if not repo.delete(tx, flow.login_token):
+            raise NotFound("this login flow has already ended")
+
+
 def poll(core: Core, poll_token: str) -> tuple[str, str] | None:
     """(login name, app password) once the flow was granted, then the flow is gone; else None."""
     if not poll_token:
@@ -157,6 +170,14 @@ def purge_expired(core: Core) -> int:
 
 
 STATE_LIFETIME = 10 * 60.0
+_STATE_KEY = "login_flow_state_key"
+
+
+def state_key(core: Core) -> bytes:
+    """The key of grant state tokens, shared by every node through the database (created once,
+    ``INSERT ... ON CONFLICT DO NOTHING``, so nodes starting together agree on one)."""
+    with core.db.write() as tx:
+        return bytes.fromhex(journal.kv_once(tx, _STATE_KEY, secrets.token_hex(32)))
 
 
 def _state_mac(secret: bytes, login_token: str, user_id: int, auth_version: int, issued: int) -> str:
@@ -180,7 +201,7 @@ def check_state(core: Core, secret: bytes, login_token: str, user_name: str, sta
     another flow or user, older than ``STATE_LIFETIME``, or the user's password changed since."""
     issued_text, _, mac = state.partition(".")
     with core.db.read() as tx:
-        user = accounts_repo.user_by_name(tx, user_name)
+        user = accounts_repo.user_by_name(tx, name_key(user_name))
     if not issued_text.isdigit() or user is None or user.disabled:
         raise Forbidden("the grant request is not valid; log in again")
     issued = int(issued_text)

@@ -15,7 +15,7 @@ from cartable.dav.xml import XML_HEAD, escape
 from cartable.http.basic import CHALLENGE
 from cartable.http.errormap import ErrorMap, status_for
 
-__all__ = ["STATUS", "error_response", "xml_error", "funnel"]
+__all__ = ["STATUS", "error_response", "xml_error", "funnel", "STORAGE_UNAVAILABLE"]
 
 log = logging.getLogger("cartable.dav")
 
@@ -38,6 +38,7 @@ STATUS: ErrorMap = {
     e.CartableError: 500,
 }
 
+STORAGE_UNAVAILABLE = "the storage is temporarily unavailable; try again later"
 _CONDITIONS = {e.Locked: "lock-token-submitted", e.QuotaExceeded: "quota-not-exceeded"}
 
 
@@ -60,6 +61,10 @@ def error_response(exc: Exception) -> Response:
         headers["WWW-Authenticate"] = CHALLENGE
     if isinstance(exc, e.Throttled):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, e.StorageUnavailable):
+        # Its message may name server paths: the log gets it, the client a generic one.
+        log.error("storage unavailable: %s", exc)
+        return xml_error(status, STORAGE_UNAVAILABLE)
     return xml_error(status, str(exc), _CONDITIONS.get(type(exc)), headers)
 
 

@@ -88,8 +88,7 @@ class DavApp:
         if method == "OPTIONS":
             return await read.do_options()
         raw = request.scope.get("raw_path", request.url.path.encode()).split(b"?", 1)[0].decode("latin-1")
-        client = request.client.host if request.client else ""
-        principal = await authenticate(self.auth, request.headers.get("authorization"), client)
+        principal = await authenticate(self.auth, request)
         base, rest = self._split(raw, principal)
         parts = split_path(decode_url_path(rest.encode("latin-1")))
         handler = self.dialect.handlers.get(method)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 
+from cartable.http.language import pick as pick_language
+
 __all__ = ["LANGUAGES", "DEFAULT", "pick", "text"]
 
 DEFAULT = "en"
@@ -35,6 +37,9 @@ LANGUAGES: dict[str, dict[str, str]] = {
         "done": "Access granted, you may close this window.",
         "denied_title": "Link expired or invalid",
         "denied": "This login link is invalid, expired or already used. Start again from the client.",
+        "deny": "Deny access",
+        "refused_title": "Access denied",
+        "refused": "Access was denied: {client} did not get access to your account. You may close this window.",
     },
     "fr": {
         "title": "Connexion à votre compte",
@@ -60,28 +65,16 @@ LANGUAGES: dict[str, dict[str, str]] = {
         "done": "Accès accordé, vous pouvez fermer cette fenêtre.",
         "denied_title": "Lien expiré ou invalide",
         "denied": "Ce lien de connexion est invalide, expiré ou déjà utilisé. Recommencez depuis le client.",
+        "deny": "Refuser l’accès",
+        "refused_title": "Accès refusé",
+        "refused": "L’accès a été refusé : {client} n’a pas accès à votre compte. Vous pouvez fermer cette fenêtre.",
     },
 }
 
 
 def pick(accept_language: str | None) -> str:
     """The supported language the browser prefers most (by q-value, then order); else English."""
-    best, best_q = DEFAULT, 0.0
-    for index, item in enumerate((accept_language or "").split(",")):
-        tag, _, params = item.strip().partition(";")
-        q = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        primary = tag.strip().split("-")[0].lower()
-        q -= index * 1e-6  # earlier entries win ties
-        if primary in LANGUAGES and q > best_q:
-            best, best_q = primary, q
-    return best
+    return pick_language(accept_language, LANGUAGES, DEFAULT)
 
 
 def text(lang: str, key: str, **values: str) -> str:

@@ -2,31 +2,35 @@
 """Login Flow v2 under /index.php/login/v2 (reference §13).
 
 - ``POST /v2`` (no auth; the User-Agent names the client) → 200 JSON with the poll token, the
-  poll endpoint and the browser login URL, all absolute on the request's scheme://host.
+  poll endpoint and the browser login URL, all absolute on the request's scheme://host; 429 with
+  ``Retry-After`` when the address started too many flows (a counter in the database).
 - ``POST /v2/poll`` with form ``token=…`` → 404 ``[]`` until granted, then 200 JSON once
   ``{"server","loginName","appPassword"}``, then 404 again.
 - ``GET /v2/flow/<login token>`` → the login page (account password, or an existing app password);
   ``POST`` of it → the grant page (password checked by the Authenticator, so throttled);
   ``POST …/grant`` with the per-flow state token → a new app password for the client;
+  ``POST …/deny`` with the same state token → the flow ends (the client's polls get 404);
   ``POST …/apptoken`` → hands the pasted app password to the client. Unknown or expired flow → 403.
+The state tokens' key lives in the database, so any node (or this one after a restart) can check
+the grant of a flow another node started.
 """
 
 from __future__ import annotations
 
-import secrets
 from urllib.parse import parse_qs
 
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from cartable.core import login_flow
-from cartable.core.auth import Authenticator
+from cartable.core.auth import Authenticator, Credentials
 from cartable.core.context import Core
 from cartable.core.errors import Forbidden, NotFound, Throttled, Unauthenticated
 from cartable.core.model import Principal
 from cartable.dav.context import run
+from cartable.http.accesslog import note_user
+from cartable.http.basic import client_address, verify_credentials
 from cartable.nextcloud.locales import pick
 from cartable.nextcloud.login_pages import grant_page, login_page, message_page
 
@@ -71,7 +75,7 @@ def _not_found_poll() -> Response:
 class LoginFlowApp:
     def __init__(self, core: Core, auth: Authenticator) -> None:
         self.core, self.auth = core, auth
-        self._secret = secrets.token_bytes(32)  # grant state tokens; in memory, like pending seal keys
+        self._secret = login_flow.state_key(core)  # shared by every node through the database
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -94,17 +98,22 @@ class LoginFlowApp:
             if (method, action) == ("GET", ""):
                 user = request.query_params.get("user", "")
                 return _html(login_page(lang, prefix + token, client, user))
-            if method != "POST" or action not in ("", "grant", "apptoken"):
+            if method != "POST" or action not in ("", "grant", "deny", "apptoken"):
                 return Response(status_code=405)
             form = await _form(request)
-            if action == "grant":
-                return await self.grant(request, lang, token, client, form)
+            if action in ("grant", "deny"):
+                return await self.grant(request, lang, token, client, form, action == "grant")
             return await self.login(request, lang, token, client, form, action == "apptoken")
         except NotFound:
             return _html(message_page(lang, "denied_title", "denied"), 403)
 
     async def init(self, request: Request) -> Response:
         client = request.headers.get("user-agent", "") or "client"
+        try:
+            await run(self.auth.count_flow_start, client_address(request))
+        except Throttled as exc:
+            return JSONResponse({"message": str(exc)}, status_code=429,
+                                headers={"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"})
         login_token, poll_token = await run(login_flow.start, self.core, client)
         base = _base(request)
         return JSONResponse({"poll": {"token": poll_token, "endpoint": f"{base}{V2}/poll"},
@@ -125,14 +134,15 @@ class LoginFlowApp:
         """Check the credentials; then the grant page, or (app token) hand it over at once."""
         user, password = form.get("user", "").strip(), form.get("password", "")
         flow_url = f"{V2}/flow/{token}"
-        address = request.client.host if request.client else ""
         try:
-            principal: Principal = await to_thread.run_sync(self.auth.authenticate, user, password, address)
+            principal: Principal = await verify_credentials(self.auth, Credentials(user, password),
+                                                            client_address(request))
         except Throttled as exc:
             return _html(login_page(lang, flow_url, client, user, "throttled"), 429,
                          {"Retry-After": str(exc.retry_after)})
         except Unauthenticated:
             return _html(login_page(lang, flow_url, client, user, "wrong_login"))
+        note_user(request.scope, principal.name)
         if app_token:
             if principal.app_password_id is None:
                 return _html(login_page(lang, flow_url, client, user, "not_app_password"))
@@ -144,10 +154,16 @@ class LoginFlowApp:
         state = await run(login_flow.issue_state, self.core, self._secret, token, principal)
         return _html(grant_page(lang, flow_url, client, principal.name, state))
 
-    async def grant(self, request: Request, lang: str, token: str, client: str, form: dict[str, str]) -> Response:
+    async def grant(self, request: Request, lang: str, token: str, client: str, form: dict[str, str],
+                    allow: bool) -> Response:
+        """Grant (or deny) the flow for the user the state token was issued to."""
         try:
             principal = await run(login_flow.check_state, self.core, self._secret, token,
                                   form.get("user", ""), form.get("state", ""))
+            note_user(request.scope, principal.name)
+            if not allow:
+                await run(login_flow.deny, self.core, token)
+                return _html(message_page(lang, "refused_title", "refused", client=client))
             await run(login_flow.grant, self.core, token, principal)
         except Forbidden:
             return _html(message_page(lang, "grant_title", "expired_grant"), 403)

@@ -48,14 +48,18 @@ def login_page(lang: str, flow_url: str, client: str, user: str = "", error_key:
 
 
 def grant_page(lang: str, flow_url: str, client: str, user: str, state: str) -> str:
-    """The confirmation page; its form carries the user and the grant state token."""
+    """The confirmation page: grant or deny; each form carries the user and the grant state token."""
     body = (f"<p>{text(lang, 'grant_explain', client=client, user=user)}</p>"
             f'<form method="post" action="{escape(flow_url)}/grant">'
             f'<input type="hidden" name="user" value="{escape(user)}">'
             f'<input type="hidden" name="state" value="{escape(state)}">'
-            f"<button type=\"submit\">{text(lang, 'grant')}</button></form>")
+            f"<button type=\"submit\">{text(lang, 'grant')}</button></form>"
+            f'<form method="post" action="{escape(flow_url)}/deny">'
+            f'<input type="hidden" name="user" value="{escape(user)}">'
+            f'<input type="hidden" name="state" value="{escape(state)}">'
+            f"<button type=\"submit\">{text(lang, 'deny')}</button></form>")
     return _page(lang, "grant_title", body)
 
 
-def message_page(lang: str, title_key: str, message_key: str) -> str:
-    return _page(lang, title_key, f"<p>{text(lang, message_key)}</p>")
+def message_page(lang: str, title_key: str, message_key: str, **values: str) -> str:
+    return _page(lang, title_key, f"<p>{text(lang, message_key, **values)}</p>")

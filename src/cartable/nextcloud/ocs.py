@@ -154,8 +154,7 @@ class OcsApp:
         try:
             principal = None
             if needs_login or request.headers.get("authorization"):
-                address = request.client.host if request.client else ""
-                principal = await authenticate(self.auth, request.headers.get("authorization"), address)
+                principal = await authenticate(self.auth, request)
             return await endpoint(request, v2, principal)
         except CartableError as exc:
             status = status_for(STATUS, exc)

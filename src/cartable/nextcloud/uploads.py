@@ -101,8 +101,7 @@ class UploadsApp:
         raw = request.scope.get("raw_path", request.url.path.encode()).split(b"?", 1)[0].decode("latin-1")
         if method == "OPTIONS":
             return Response(status_code=200, headers={"DAV": "1", "Allow": f"{_ALLOW_COLLECTION}, PUT, MOVE"})
-        client = request.client.host if request.client else ""
-        principal = await authenticate(self.auth, request.headers.get("authorization"), client)
+        principal = await authenticate(self.auth, request)
         if not raw.startswith(UPLOADS_PREFIX):
             raise NotFound(f"this is not an uploads URL: use {UPLOADS_PREFIX}{principal.name}/ID/")
         segs = [decode_url_path(s.encode("latin-1")) for s in raw[len(UPLOADS_PREFIX):].split("/") if s]

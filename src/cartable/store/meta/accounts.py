@@ -19,11 +19,13 @@ __all__ = ["user_by_name", "user_by_id", "list_users", "insert_user", "update_us
            "delete_app_password", "touch_app_password"]
 
 
-_USER_BY_NAME = select(users).where(users.c.name == bindparam("name"))
+_USER_BY_KEY = select(users).where(users.c.name_key == bindparam("key"))
 
 
-def user_by_name(tx: Tx, name: str) -> UserRecord | None:
-    row = tx.execute(_USER_BY_NAME, {"name": name}).first()
+def user_by_name(tx: Tx, name_key: str) -> UserRecord | None:
+    """The user whose ``name_key`` (the name with ASCII letters lowercased) is ``name_key``; the
+    caller folds what was typed (core.accounts.name_key)."""
+    row = tx.execute(_USER_BY_KEY, {"key": name_key}).first()
     return None if row is None else UserRecord.from_row(row)
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MetaError", "RowConflict"]
+__all__ = ["MetaError", "RowConflict", "MigrationRefused"]
 
 
 class MetaError(Exception):
@@ -12,3 +12,8 @@ class MetaError(Exception):
 
 class RowConflict(MetaError):
     """A uniqueness rule was violated (e.g. two live nodes with one name in one folder)."""
+
+
+class MigrationRefused(MetaError):
+    """A schema upgrade cannot proceed without losing or changing data on its own; str(exc) says
+    what the operator must fix. Nothing was changed."""

@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import ChangeRecord
 from cartable.store.meta.schema import changes, meta_kv
 
-__all__ = ["append", "since", "head", "get_kv", "set_kv"]
+__all__ = ["append", "since", "head", "get_kv", "set_kv", "kv_once"]
 
 
 _APPEND = changes.insert()
@@ -52,3 +53,13 @@ def set_kv(tx: Tx, key: str, value: str) -> None:
         tx.execute(meta_kv.insert().values(key=key, value=value))
     else:
         tx.execute(meta_kv.update().where(meta_kv.c.key == key).values(value=value))
+
+
+def kv_once(tx: Tx, key: str, value: str) -> str:
+    """Set ``key`` to ``value`` unless it is already set (INSERT ... ON CONFLICT DO NOTHING, so
+    nodes starting together agree on one value); returns the value that holds."""
+    dialect = postgresql if tx.dialect.name == "postgresql" else sqlite
+    tx.execute(dialect.insert(meta_kv).values(key=key, value=value).on_conflict_do_nothing(index_elements=["key"]))
+    held = get_kv(tx, key)
+    assert held is not None
+    return held

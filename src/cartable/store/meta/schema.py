@@ -28,6 +28,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
     "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows", "favorites",
+    "login_counters",
 ]
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
@@ -53,6 +54,9 @@ users = Table(
     "users", metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, unique=True),
+    # The name with ASCII letters lowercased (login names are ASCII): unique, so that "alice" and
+    # "Alice" cannot both exist, and the column every login looks up.
+    Column("name_key", String(64), nullable=False, unique=True),
     Column("display_name", String(255), nullable=False, default=""),
     Column("email", String(255), nullable=False, default=""),
     Column("password_hash", String(255), nullable=False),
@@ -227,4 +231,14 @@ favorites = Table(
     Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("node_id", ID, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True, index=True),
     Column("created_at", Float, nullable=False),
+)
+
+# Throttling counters (failed logins per address and per address and login, login flows started
+# per address): a leaky bucket per key. ``expires_at`` is when the count falls back to zero; each
+# event pushes it one "cost" (seconds) further, so count = (expires_at - now) / cost. The key is a
+# SHA-256 of what it counts, so attacker-chosen names are neither stored nor unbounded in length.
+login_counters = Table(
+    "login_counters", metadata,
+    Column("key", LargeBinary(32), primary_key=True),
+    Column("expires_at", Float, nullable=False, index=True),
 )

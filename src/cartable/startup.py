@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: EUPL-1.2
+"""What happens before the server answers: the listening socket, the data folder and its
+permissions, and the database, each failure turned into ONE line that says what to fix.
+
+- ``listen(host, port)`` binds the socket first, so that nothing is created (and no admin
+  password printed) by a server that cannot listen.
+- ``prepare_folders(settings)`` creates the data folder 0700 and the chunk folder 0700, checks
+  that both are writable (by writing a file, which also catches read-only file systems), and makes
+  the SQLite database file 0600 before SQLite creates it (its -wal and -shm files take the same
+  mode). A data folder, chunk folder or database file that other users of the machine can read is
+  fixed (their permissions are removed) and a warning says so: cartable is their only reader.
+- ``open_database(settings)`` opens and migrates the database.
+
+Every failure raises StartupError with the message for the operator; the CLI prints it alone and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import stat
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
+
+from cartable.config import Settings
+from cartable.store.meta.engine import MetaDB
+from cartable.store.meta.errors import MigrationRefused
+from cartable.store.meta.migrate import upgrade
+
+__all__ = ["StartupError", "listen", "prepare_folders", "open_database"]
+
+log = logging.getLogger("cartable")
+
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+
+
+class StartupError(Exception):
+    """The server cannot start; str(exc) is one line saying what is wrong and what to do."""
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) and listening."""
+    where = f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        raise StartupError(f"cannot start: cannot listen on {where}: {host!r} is not an address of this machine; "
+                           "choose one of its addresses (or 127.0.0.1, or 0.0.0.0 for all) with --host") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"cannot start: cannot listen on {where}: the port is already in use; stop the "
+                               "program that uses it, or choose another port with --port") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise StartupError(f"cannot start: cannot listen on {where}: {host!r} is not an address of this "
+                               "machine; choose one of its addresses (or 127.0.0.1, or 0.0.0.0 for all) "
+                               "with --host") from None
+        if exc.errno == errno.EACCES:
+            raise StartupError(f"cannot start: cannot listen on {where}: permission denied (ports below 1024 "
+                               "need privileges); choose a port above 1023 with --port") from None
+        raise StartupError(f"cannot start: cannot listen on {where}: {_reason(exc)}") from None
+    return sock
+
+
+def _folder(path: Path, what: str, fix: str) -> None:
+    """Create ``path`` (mode 0700) if missing; check it is a writable folder."""
+    if path.exists() and not path.is_dir():
+        raise StartupError(f"cannot start: the {what} {path} is a file, not a folder; {fix}")
+    try:
+        path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"cannot start: cannot create the {what} {path} ({_reason(exc)}); {fix}") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".cartable-write-test-"):
+            pass
+    except OSError as exc:
+        raise StartupError(f"cannot start: the {what} {path} is not writable ({_reason(exc)}); give the user "
+                           f"running cartable write access to it, or {fix}") from None
+    _private(path)
+
+
+def _private(path: Path) -> None:
+    """Remove the permissions of other users from ``path`` if it has any (see module docstring)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o007:
+        fixed = mode & ~0o007
+        try:
+            path.chmod(fixed)
+        except OSError as exc:
+            raise StartupError(f"cannot start: {path} can be read by other users of this machine (mode "
+                               f"{mode:04o}) and cartable cannot change that ({_reason(exc)}); run "
+                               f"chmod o-rwx {path}") from None
+        log.warning("%s could be read by other users of this machine (mode %04o); cartable changed it to "
+                    "%04o", path, mode, fixed)
+
+
+def sqlite_path(settings: Settings) -> Path | None:
+    """The SQLite database file named by the settings (None for another database)."""
+    try:
+        url = make_url(settings.db_url)
+    except ArgumentError:
+        return None
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def prepare_folders(settings: Settings) -> None:
+    """The data folder, the chunk folder and the database file, private to this user."""
+    _folder(settings.data, "data folder", "choose another with --data (or CARTABLE_DATA)")
+    _folder(settings.chunk_path, "chunk folder", "choose another with blob_path (CARTABLE_BLOB_PATH)")
+    db_file = sqlite_path(settings)
+    if db_file is None:
+        return
+    if db_file.exists() and not db_file.is_file():
+        raise StartupError(f"cannot start: the database {db_file} is not a file; move it away or choose "
+                           "another database_url")
+    try:
+        os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, FILE_MODE))
+    except OSError as exc:
+        raise StartupError(f"cannot start: cannot create the database {db_file} ({_reason(exc)}); give the user "
+                           "running cartable write access to its folder") from None
+    for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
+        _private(path)
+
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def open_database(settings: Settings) -> MetaDB:
+    """The metadata database, migrated to the newest schema."""
+    url = settings.db_url
+    try:
+        db = MetaDB(url)
+    except (ArgumentError, NoSuchModuleError):
+        raise StartupError(f"cannot start: database_url {_shown(url)!r} is not a database URL cartable "
+                           "understands; use sqlite:////path/to/cartable.db or "
+                           "postgresql+psycopg://user@host/dbname") from None
+    except ImportError as exc:
+        raise StartupError(f"cannot start: the database driver for {_shown(url)} is not installed ({exc}); "
+                           "install it or choose another database_url") from None
+    try:
+        upgrade(db)
+    except MigrationRefused as exc:
+        db.dispose()
+        raise StartupError(f"cannot start: cannot upgrade the database: {exc}") from None
+    except DatabaseError as exc:
+        db.dispose()
+        db_file = sqlite_path(settings)
+        detail = str(exc.orig) if exc.orig is not None else str(exc)
+        if db_file is not None and not isinstance(exc, OperationalError):
+            raise StartupError(f"cannot start: the database {db_file} is damaged or is not a cartable database "
+                               f"({detail}); restore it from a backup (see docs/operations.md)") from None
+        raise StartupError(f"cannot start: cannot open the database {_shown(url)} ({detail}); check "
+                           "database_url and that the database is reachable") from None
+    return db
