@@ -6,15 +6,18 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from httpx import Response
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from cartable.core import accounts, login_flow
 from cartable.core.context import Core
-from cartable.store.meta.schema import login_flows
-from tests.conftest import DAV, PASSWORD
+from cartable.server import build_app, open_core
+from cartable.store.meta.schema import login_flows, meta_kv
+from tests.conftest import DAV, PASSWORD, make_settings
 
 CLIENT_UA = "Mozilla/5.0 (Linux) mirall/3.7.3 (Nextcloud, debian-6.1 ClientArchitecture: x86_64)"
 STATE = re.compile(r'name="state" value="([^"]+)"')
@@ -210,3 +213,83 @@ def test_purge_expired_deletes_only_expired_flows(client: TestClient, core: Core
     assert login_flow.purge_expired(core) == 1
     with core.db.read() as tx:
         assert tx.execute(select(login_flows)).first() is None
+
+
+DENY_FORM = re.compile(r'<form method="post" action="([^"]+/deny)">')
+
+
+def deny(client: TestClient, flow: Flow, state: str, **headers: str) -> Response:
+    return client.post(flow.login_path + "/deny", data={"user": "alice", "state": state}, auth=None,
+                       headers=headers)
+
+
+def test_deny_ends_the_flow_for_good(client: TestClient, core: Core) -> None:
+    flow = init(client)
+    page = client.post(flow.login_path, data={"user": "alice", "password": PASSWORD}, auth=None)
+    found = DENY_FORM.search(page.text)
+    assert found and found.group(1) == flow.login_path + "/deny" and "Deny access" in page.text
+    state = STATE.search(page.text).group(1)  # type: ignore[union-attr]
+    r = deny(client, flow, state)
+    assert r.status_code == 200 and "Access was denied" in r.text and "mirall/3.7.3" in r.text
+    assert r.headers["x-frame-options"] == "DENY"
+    for _ in range(3):
+        assert poll(client, flow) == (404, [])
+    assert grant(client, flow, state) == 403
+    assert client.get(flow.login_path, auth=None).status_code == 403
+    assert accounts.list_app_passwords(core, "alice") == []
+
+
+def test_deny_page_speaks_french(client: TestClient) -> None:
+    flow = init(client)
+    page = client.post(flow.login_path, data={"user": "alice", "password": PASSWORD}, auth=None,
+                       headers={"Accept-Language": "fr"})
+    assert "Refuser l’accès" in page.text
+    r = deny(client, flow, STATE.search(page.text).group(1), **{"Accept-Language": "fr"})  # type: ignore[union-attr]
+    assert r.status_code == 200 and "L’accès a été refusé" in r.text and 'lang="fr"' in r.text
+
+
+def test_deny_needs_the_state_token(client: TestClient) -> None:
+    flow = init(client)
+    state = log_in(client, flow)
+    assert deny(client, flow, "").status_code == 403
+    assert deny(client, flow, state[:-4] + "0000").status_code == 403
+    assert grant(client, flow, state) == 200, "a forged denial changed nothing"
+    assert poll(client, flow)[0] == 200
+
+
+def test_a_flow_survives_a_restart_and_moves_between_nodes(client: TestClient, core: Core, tmp_path: Path) -> None:
+    flow = init(client)
+    state = log_in(client, flow)  # issued by this node
+    other = open_core(make_settings(tmp_path / "data"))  # another node (or this one restarted)
+    try:
+        with TestClient(build_app(make_settings(tmp_path / "data"), other)) as node2:
+            assert grant(node2, flow, state) == 200
+            status, body = poll(node2, flow)
+            assert status == 200 and isinstance(body, dict) and body["loginName"] == "alice"
+        with core.db.read() as tx:
+            keys = tx.execute(select(meta_kv.c.value).where(meta_kv.c.key == "login_flow_state_key")).all()
+        assert len(keys) == 1 and len(keys[0][0]) == 64
+        assert poll(client, flow) == (404, [])
+    finally:
+        other.db.dispose()
+
+
+def test_starting_flows_is_rate_limited_per_address(core: Core, tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    core.clock = lambda: now[0]
+    app = build_app(make_settings(tmp_path / "data", login_flow_starts_per_address=3,
+                                  login_failure_decay_seconds=20), core)
+    with TestClient(app, client=("192.0.2.1", 1000)) as a, TestClient(app, client=("192.0.2.2", 1000)) as b:
+        statuses = [a.post("/index.php/login/v2", headers={"User-Agent": CLIENT_UA}).status_code for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        r = a.post("/index.php/login/v2", headers={"User-Agent": CLIENT_UA})
+        assert r.status_code == 429 and r.headers["retry-after"] == "1" and "too many" in r.json()["message"]
+        assert b.post("/index.php/login/v2", headers={"User-Agent": CLIENT_UA}).status_code == 200
+        now[0] += 10  # half a start has leaked away: 2.5 of 3, one more fits
+        assert a.post("/index.php/login/v2", headers={"User-Agent": CLIENT_UA}).status_code == 200
+        r = a.post("/index.php/login/v2", headers={"User-Agent": CLIENT_UA})
+        assert r.status_code == 429 and r.headers["retry-after"] == "11"
+        now[0] += 9.9  # the count (3.5) falls below 3 after 10 s: Retry-After rounds up
+        assert a.post("/index.php/login/v2", headers={"User-Agent": CLIENT_UA}).status_code == 429
+        now[0] += 11 - 9.9
+        assert a.post("/index.php/login/v2", headers={"User-Agent": CLIENT_UA}).status_code == 200

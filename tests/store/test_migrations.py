@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -32,3 +33,52 @@ def test_migrated_database_matches_schema(tmp_path: Path) -> None:
     finally:
         db.dispose()
     assert diff == [], f"schema.py and the migrations disagree: {diff}"
+
+
+def test_names_differing_only_by_case_stop_the_upgrade_and_change_nothing(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from cartable.store.meta.errors import MigrationRefused
+    from cartable.store.meta.migrate import current_revision
+
+    db = MetaDB(sqlite_url(tmp_path / "m.db"))
+    try:
+        upgrade(db, "0004")
+        with db.engine.begin() as conn:
+            for name in ("alice", "Alice", "bob", "carol", "CAROL"):
+                conn.execute(text("INSERT INTO users (name, display_name, email, password_hash, is_admin, "
+                                  "disabled, auth_version, created_at) VALUES (:n, :n, '', 'x', 0, 0, 1, 0)"),
+                             {"n": name})
+        with pytest.raises(MigrationRefused) as refused:
+            upgrade(db)
+        assert str(refused.value) == (
+            "user names must now be unique without regard to case, and these accounts differ only by case: "
+            "'Alice', 'alice', 'CAROL', 'carol'; rename or delete all but one of each group with the previous "
+            "cartable version, then start again")
+        assert current_revision(db) == "0004"
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM users")).scalar_one() == 5
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE users SET name = 'alice2' WHERE name = 'Alice'"))
+            conn.execute(text("DELETE FROM users WHERE name = 'CAROL'"))
+        upgrade(db)
+        with db.engine.connect() as conn:
+            keys = conn.execute(text("SELECT name, name_key FROM users ORDER BY name")).all()
+        assert [tuple(k) for k in keys] == [("alice", "alice"), ("alice2", "alice2"), ("bob", "bob"),
+                                            ("carol", "carol")]
+    finally:
+        db.dispose()
+
+
+def test_downgrade_of_the_authentication_revision(tmp_path: Path) -> None:
+    from alembic import command
+
+    db = MetaDB(sqlite_url(tmp_path / "m.db"))
+    try:
+        upgrade(db)
+        command.downgrade(alembic_config(db), "0004")
+        command.upgrade(alembic_config(db), "head")
+        with db.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        db.dispose()
