@@ -25,6 +25,8 @@ FORBIDDEN = {
              "starlette", "lxml", "xml", "json", "sqlalchemy"],
     "http": ["cartable.dav", "cartable.store", "cartable.config", "cartable.server", "cartable.cli"],
     "dav": ["cartable.store", "cartable.config", "cartable.server", "cartable.cli", "sqlalchemy"],
+    "web": ["cartable.store", "cartable.config", "cartable.server", "cartable.cli", "cartable.dav",
+            "cartable.nextcloud", "sqlalchemy"],
 }
 ALLOWED_INSIDE = {"common": ["cartable.common"], "store": ["cartable.store", "cartable.common"]}
 

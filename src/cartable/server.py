@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from cartable import nextcloud, startup
 from cartable.config import Settings
 from cartable.core import gc
-from cartable.core.auth import Authenticator, ThrottlePolicy
+from cartable.core.auth import Authenticator, ThrottlePolicy, purge_counters
 from cartable.core.context import Core, Limits
 from cartable.dav.context import DavConfig
 from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
@@ -114,9 +114,9 @@ def build_app(settings: Settings, core: Core | None = None) -> AccessLog:
 
 
 class GcThread(threading.Thread):
-    """Collects garbage every interval in the serving process (core/gc.py). Each app node runs
-    its own: concurrent collectors are safe, only wasteful; a lease in the database electing one
-    collector belongs to the scale-out work."""
+    """Collects garbage (core/gc.py) and purges expired login counters every interval in the
+    serving process. Each app node runs its own: concurrent collectors are safe, only wasteful; a
+    lease in the database electing one collector belongs to the scale-out work."""
 
     def __init__(self, core: Core, interval: float) -> None:
         super().__init__(name="cartable-gc", daemon=True)
@@ -130,3 +130,7 @@ class GcThread(threading.Thread):
                 log.info("gc: %s", stats)
             except Exception:
                 log.exception("garbage collection failed; will retry")
+            try:
+                purge_counters(self.core)  # login counters that fell to zero
+            except Exception:
+                log.exception("purging login counters failed; will retry")

@@ -176,3 +176,26 @@ def test_moveto_and_move(rclone: Rclone, live_server: LiveServer, tmp_path: Path
     (check / "archive").mkdir()
     os.rename(check / nfc("Übung"), check / "archive" / "Übung 2020")
     assert "0 differences found" in rclone("check", str(check), "cart:m")
+
+
+def test_bearer_token_app_password(rclone: Rclone, live_server: LiveServer, tmp_path: Path) -> None:
+    """rclone's `bearer_token` with an app password alone (no user, no password): Nextcloud
+    accepts client tokens that way, and so does cartable."""
+    token = live_server.admin("apppassword", "add", USER, "rclone").stdout.strip()
+    assert len(token) == 72
+    for key in ("RCLONE_CONFIG_CART_USER", "RCLONE_CONFIG_CART_PASS"):
+        rclone.env.pop(key)
+    rclone.env["RCLONE_CONFIG_CART_BEARER_TOKEN"] = token
+    src = tmp_path / "src"
+    want = make_tree(src, n_files=12, seed=21)
+    rclone("copy", "--create-empty-src-dirs", str(src), "cart:bearer")
+    assert on_server(live_server, "bearer") == want
+    sent = [r.header("Authorization") or "" for r in rclone.proxy.log]
+    assert sent and all(a == f"Bearer {token}" for a in sent), set(sent)
+    assert "0 differences found" in rclone("check", "--download", str(src), "cart:bearer")
+    dst = tmp_path / "dst"
+    rclone("copy", "--create-empty-src-dirs", "cart:bearer", str(dst))
+    assert local_tree(dst) == want
+    # A wrong token is refused, and rclone says so.
+    rclone.env["RCLONE_CONFIG_CART_BEARER_TOKEN"] = "x" * 72
+    assert "401" in rclone("lsf", "cart:bearer", ok=False)

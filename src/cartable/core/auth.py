@@ -49,7 +49,7 @@ from cartable.store.meta import counters
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import UserRecord
 
-__all__ = ["Authenticator", "ThrottlePolicy", "Credentials", "Attempt", "delay_for"]
+__all__ = ["Authenticator", "ThrottlePolicy", "Credentials", "Attempt", "delay_for", "purge_counters"]
 
 FIRST_DELAY = 0.1
 _CACHE_MAX = 100_000
@@ -95,6 +95,13 @@ def delay_for(failures: float, max_delay: float) -> float:
     if n <= 0:
         return 0.0
     return max_delay if n >= 64 else min(max_delay, FIRST_DELAY * 2.0**n)
+
+
+def purge_counters(core: Core) -> int:
+    """Delete the throttling counters that fell to zero (failures purge them too, at most once a
+    decay period; the server's background job calls this when none come)."""
+    with core.db.write() as tx:
+        return counters.purge(tx, core.clock())
 
 
 def _address_key(address: str) -> str:
@@ -205,8 +212,7 @@ class Authenticator:
 
     def purge(self) -> int:
         """Delete counters that fell to zero; returns how many."""
-        with self.core.db.write() as tx:
-            return counters.purge(tx, self.core.clock())
+        return purge_counters(self.core)
 
     # -- helpers ------------------------------------------------------------------------
 
