@@ -139,8 +139,6 @@ class Authenticator:
         Throttled when a counter is at its cap."""
         cache_key = self._cache_key(cred)
         cached = self._cache.get(cache_key)
-        now = self.core.clock()
-        keys = self._counter_keys(cred, address)
         with self.core.db.read(snapshot=False) as tx:
             if cached is not None:
                 if self._still_valid(tx, cred, cached):
@@ -149,6 +147,8 @@ class Authenticator:
                     return Attempt(0.0, throttled=False, user_failures=False)
                 with self._lock:
                     self._cache.pop(cache_key, None)
+            now = self.core.clock()
+            keys = self._counter_keys(cred, address)
             expiries = counters.expiries(tx, keys)
         user_count, address_count = (self._count(expiries.get(k), now) for k in keys)
         self._refuse_if_capped(user_count, address_count, expiries, keys, now)
