@@ -330,8 +330,10 @@ def test_user_names_are_unique_without_regard_to_case(core: Core, make_client: C
         r = tc.get("/ocs/v2.php/cloud/user?format=json", auth=(login, PASSWORD), headers={"OCS-APIRequest": "true"})
         assert r.status_code == 200 and r.json()["ocs"]["data"]["id"] == "alice", "the name stays canonical"
     assert tc.put(DAV + "/a.txt", content=b"a", auth=("ALICE", PASSWORD)).status_code == 201
-    # As in Nextcloud, the files URL may spell the user in any case: it is the same account.
-    assert tc.get("/remote.php/dav/files/ALICE/a.txt", auth=("alice", PASSWORD)).content == b"a"
+    # The files URL names the account in its canonical spelling; another spelling is nobody's
+    # tree (404, saying where the files are), never a silently shifted path.
+    r = tc.get("/remote.php/dav/files/ALICE/a.txt", auth=("ALICE", PASSWORD))
+    assert r.status_code == 404 and "/remote.php/dav/files/alice/" in r.text
     assert accounts.get_user(core, "ALICE").name == "alice"
     # Another account never reaches alice's files, whatever the spelling.
     accounts.create_user(core, "bob", "bob-password-1")
