@@ -50,28 +50,26 @@ def _reason(exc: OSError) -> str:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to (host, port) and listening."""
+    """A TCP socket bound to (host, port) and listening; IPv6 when the host has a colon (as
+    uvicorn decides), so "localhost" means 127.0.0.1."""
     where = f"{host}:{port}"
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError):
-        raise StartupError(f"cannot start: cannot listen on {where}: {host!r} is not an address of this machine; "
-                           "choose one of its addresses (or 127.0.0.1, or 0.0.0.0 for all) with --host") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
+    not_here = (f"cannot start: cannot listen on {where}: {host!r} is not an address of this machine; choose "
+                "one of its addresses (or 127.0.0.1, or 0.0.0.0 for all) with --host")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restarts need no wait
-        sock.bind(address)
+        sock.bind((host, port))
         sock.listen(2048)
+    except (socket.gaierror, UnicodeError):
+        sock.close()
+        raise StartupError(not_here) from None
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(f"cannot start: cannot listen on {where}: the port is already in use; stop the "
                                "program that uses it, or choose another port with --port") from None
         if exc.errno == errno.EADDRNOTAVAIL:
-            raise StartupError(f"cannot start: cannot listen on {where}: {host!r} is not an address of this "
-                               "machine; choose one of its addresses (or 127.0.0.1, or 0.0.0.0 for all) "
-                               "with --host") from None
+            raise StartupError(not_here) from None
         if exc.errno == errno.EACCES:
             raise StartupError(f"cannot start: cannot listen on {where}: permission denied (ports below 1024 "
                                "need privileges); choose a port above 1023 with --port") from None
