@@ -157,6 +157,15 @@ def test_bad_setting_is_one_line(tmp_path: Path) -> None:
                 "configuration error: log_format 'xml' is not one of: text, json")
 
 
+def test_bad_admin_account_settings(tmp_path: Path) -> None:
+    failed_with(serve(tmp_path / "data", env={"CARTABLE_ADMIN_PASSWORD": "short"}),
+                "cannot start: cannot create the admin account 'admin': the password must have at least 8 "
+                "characters")
+    failed_with(serve(tmp_path / "data2", env={"CARTABLE_ADMIN_USER": "../root"}),
+                "cannot start: cannot create the admin account '../root': user name '../root' must be 1-64 "
+                "letters, digits or . _ @ + - and start with a letter or digit")
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 

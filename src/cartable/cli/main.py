@@ -30,6 +30,7 @@ def serve(
     import uvicorn
 
     from cartable.core import accounts
+    from cartable.core.errors import CartableError
     from cartable.server import GcThread, build_app, open_core
     from cartable.startup import StartupError, listen
 
@@ -45,6 +46,9 @@ def serve(
         app_ = build_app(settings, core)
     except StartupError as exc:
         typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except CartableError as exc:  # the admin account of the settings cannot be made
+        typer.echo(f"cannot start: cannot create the admin account {settings.admin_user!r}: {exc}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:  # a bug: still one line, the traceback in the debug log
         logging.getLogger("cartable").debug("startup failed", exc_info=True)
