@@ -53,8 +53,8 @@ def test_names_differing_only_by_case_stop_the_upgrade_and_change_nothing(tmp_pa
             upgrade(db)
         assert str(refused.value) == (
             "user names must now be unique without regard to case, and these accounts differ only by case: "
-            "'Alice', 'alice', 'CAROL', 'carol'; rename or delete all but one of each group with the previous "
-            "cartable version, then start again")
+            "'Alice', 'alice', 'CAROL', 'carol'; keep one account of each group and delete the others with the "
+            "previous cartable version (cartable admin user delete NAME), then start again")
         assert current_revision(db) == "0004"
         with db.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM users")).scalar_one() == 5

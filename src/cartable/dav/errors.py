@@ -61,8 +61,9 @@ def error_response(exc: Exception) -> Response:
         headers["WWW-Authenticate"] = CHALLENGE
     if isinstance(exc, e.Throttled):
         headers["Retry-After"] = str(exc.retry_after)
-    if isinstance(exc, e.StorageUnavailable):
-        # Its message may name server paths: the log gets it, the client a generic one.
+    if isinstance(exc, e.StorageUnavailable) and not isinstance(exc, e.DataMissing):
+        # Its message may name server paths (chunk store errors): the log gets it, the client a
+        # generic one. DataMissing names only the file and the missing row, and is logged by core.
         log.error("storage unavailable: %s", exc)
         return xml_error(status, STORAGE_UNAVAILABLE)
     return xml_error(status, str(exc), _CONDITIONS.get(type(exc)), headers)

@@ -31,8 +31,8 @@ def _refuse_case_collisions() -> None:
         names = ", ".join(repr(n) for n in rows)
         raise MigrationRefused(
             f"user names must now be unique without regard to case, and these accounts differ only by case: "
-            f"{names}; rename or delete all but one of each group with the previous cartable version, "
-            f"then start again")
+            f"{names}; keep one account of each group and delete the others with the previous cartable "
+            f"version (cartable admin user delete NAME), then start again")
 
 
 def upgrade() -> None:
