@@ -73,8 +73,7 @@ class BulkApp:
         if request.method.upper() != "POST":
             return Response("only POST is supported on the bulk endpoint\n", status_code=405,
                             headers={"Allow": "POST"})
-        client = request.client.host if request.client else ""
-        principal = await authenticate(self.auth, request.headers.get("authorization"), client)
+        principal = await authenticate(self.auth, request)
         boundary = boundary_of(request.headers.get("content-type"))
         op = Op(principal, frozenset(), request.headers.get("x-cartable-device"),
                 request.headers.get("x-cartable-operation"))

@@ -72,8 +72,7 @@ class DavRootApp:
         if method != "SEARCH":
             return Response(f"{method} is not supported on the DAV root; use SEARCH\n", status_code=405,
                             headers={"Allow": "OPTIONS, SEARCH"})
-        client = request.client.host if request.client else ""
-        principal = await authenticate(self.auth, request.headers.get("authorization"), client)
+        principal = await authenticate(self.auth, request)
         query = parse_search(await read_limited(request, self.dav.config.max_xml_body), principal.name)
         parts = scope_parts(query.scope, principal)
         found = await run(search.search, self.core, principal, parts, where=query.where, order=query.order,
