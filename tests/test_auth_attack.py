@@ -292,6 +292,25 @@ def test_bearer_app_password_works_wherever_basic_does(core: Core, make_client: 
     assert tc.get(DAV + "/assembled.txt", headers=bearer(token)).content == b"chunk"
 
 
+def test_bearer_for_bulk_upload_and_search(core: Core, make_client: Callable[..., TestClient]) -> None:
+    from tests.nextcloud.davhelp import bulk_body, bulk_part, cmp, names, search_body
+
+    token = accounts.create_app_password(core, "alice", "laptop")
+    tc = make_client(A)
+    body = bulk_body(bulk_part("/bulk-a.txt", b"A"), bulk_part("/bulk-b.txt", b"B"))
+    r = tc.post("/remote.php/dav/bulk", content=body,
+                headers={"Content-Type": "multipart/related; boundary=boundary_azertyuiop", **bearer(token)})
+    assert r.status_code == 200, r.text
+    assert tc.get(DAV + "/bulk-b.txt", headers=bearer(token)).content == b"B"
+    query = search_body(cmp("like", "<d:displayname/>", "bulk-%"))
+    r = tc.request("SEARCH", "/remote.php/dav/", content=query,
+                   headers={"Content-Type": "text/xml", **bearer(token)})
+    assert r.status_code == 207 and sorted(names(r)) == ["bulk-a.txt", "bulk-b.txt"]
+    r = tc.request("SEARCH", "/remote.php/dav/", content=query,
+                   headers={"Content-Type": "text/xml", **bearer("y" * 72)})
+    assert r.status_code == 401
+
+
 @pytest.mark.parametrize("token", ["", "not-an-app-password", PASSWORD, "x" * 72])
 def test_bearer_needs_an_app_password(core: Core, make_client: Callable[..., TestClient], token: str) -> None:
     tc = make_client(A)
