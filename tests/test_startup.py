@@ -39,9 +39,10 @@ def serve(data: Path, *args: str, env: dict[str, str] | None = None, unprivilege
 def not_writable(folder: Path) -> None:
     """Make ``folder`` a folder this test's server may read but not write: another user's when
     the tests run as root (whose server then runs without permission-bypassing capabilities)."""
-    folder.mkdir(mode=0o755, exist_ok=True)
+    folder.mkdir(exist_ok=True)
     if os.geteuid() == 0:
         os.chown(folder, NOBODY, NOBODY)
+        folder.chmod(0o755)  # explicitly: the umask of this process may be anything
     else:
         folder.chmod(0o555)
 
@@ -72,6 +73,30 @@ def test_data_folder_cannot_be_created(tmp_path: Path) -> None:
     failed_with(serve(data, unprivileged=True),
                 f"cannot start: cannot create the data folder {data} (Permission denied); choose another with "
                 "--data (or CARTABLE_DATA)")
+
+
+def test_data_folder_cannot_be_reached(tmp_path: Path) -> None:
+    not_writable(tmp_path / "closed")
+    (tmp_path / "closed").chmod(0o700 if os.geteuid() == 0 else 0o000)  # nobody may search it
+    data = tmp_path / "closed" / "data"
+    try:
+        failed_with(serve(data, unprivileged=True),
+                    f"cannot start: cannot reach the data folder {data} (Permission denied); give the user running "
+                    "cartable access to the folders above it, or choose another with --data (or CARTABLE_DATA)")
+    finally:
+        (tmp_path / "closed").chmod(0o755)
+
+
+def test_existing_unreadable_data_folder_is_one_line_too(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    not_writable(data)
+    data.chmod(0o300 if os.geteuid() == 0 else 0o000)  # neither readable nor (for others) writable
+    try:
+        r = serve(data, unprivileged=True)
+    finally:
+        data.chmod(0o755)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and r.stderr.startswith(
+        f"cannot start: the data folder {data} is not writable (Permission denied)"), r.stderr
 
 
 def test_chunk_folder_is_a_file(tmp_path: Path) -> None:

@@ -79,7 +79,12 @@ def listen(host: str, port: int) -> socket.socket:
 
 def _folder(path: Path, what: str, fix: str) -> None:
     """Create ``path`` (mode 0700) if missing; check it is a writable folder."""
-    if path.exists() and not path.is_dir():
+    try:
+        is_file = path.exists() and not path.is_dir()
+    except OSError as exc:  # a parent folder cannot be searched
+        raise StartupError(f"cannot start: cannot reach the {what} {path} ({_reason(exc)}); give the user "
+                           f"running cartable access to the folders above it, or {fix}") from None
+    if is_file:
         raise StartupError(f"cannot start: the {what} {path} is a file, not a folder; {fix}")
     try:
         path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)

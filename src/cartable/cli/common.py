@@ -10,9 +10,10 @@ import typer
 
 from cartable.config import ConfigError, Settings, load_settings
 
-DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Data folder (default ./cartable-data, "
-                                                  "or CARTABLE_DATA).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML configuration file "
+# readable=False: the commands check these paths themselves and say what is wrong in one line.
+DataOpt = Annotated[Optional[Path], typer.Option("--data", readable=False, help="Data folder (default "
+                                                  "./cartable-data, or CARTABLE_DATA).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", readable=False, help="TOML configuration file "
                                                     "(or CARTABLE_CONFIG).")]
 
 
