@@ -17,7 +17,7 @@ from typing import Protocol
 
 from cartable.common.hashing import digest_hex
 
-__all__ = ["ChunkMissing", "ChunkStore", "StoreUnavailable"]
+__all__ = ["ChunkCorrupt", "ChunkMissing", "ChunkStore", "StoreUnavailable"]
 
 
 class ChunkMissing(Exception):
@@ -25,6 +25,14 @@ class ChunkMissing(Exception):
 
     def __init__(self, digest: bytes) -> None:
         super().__init__(f"chunk {digest_hex(digest)} is missing from the chunk store")
+        self.digest = digest
+
+
+class ChunkCorrupt(ValueError):
+    """A stored chunk's bytes do not hash to its digest (damaged on disk or in transit)."""
+
+    def __init__(self, digest: bytes) -> None:
+        super().__init__(f"chunk {digest_hex(digest)} is corrupt: its bytes do not match its digest")
         self.digest = digest
 
 
