@@ -92,8 +92,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address to listen on."),
     Setting("port", int, 8080, "TCP port to listen on."),
     Setting("database_url", str, "", "Metadata database URL; empty means SQLite in the data folder."),
-    Setting("blob_store", str, "local", "Chunk store backend: local (a folder)."),
+    Setting("blob_store", str, "local", "Chunk store backend: local (a folder) or s3 (an S3-compatible object store)."),
     Setting("blob_path", str, "", "Folder of the local chunk store; empty means DATA/chunks."),
+    Setting("s3_endpoint", str, "", "S3 endpoint URL (https://s3.example.org), for blob_store = s3."),
+    Setting("s3_bucket", str, "", "S3 bucket holding the chunks (it must exist)."),
+    Setting("s3_region", str, "us-east-1", "S3 region (Ceph RGW and Swift accept any)."),
+    Setting("s3_access_key", str, "", "S3 access key id."),
+    Setting("s3_secret_key", str, "", "S3 secret access key."),
+    Setting("s3_prefix", str, "chunks/", "Key prefix of the chunk objects inside the bucket."),
     Setting("admin_user", str, "admin", "Name of the admin account created on first start."),
     Setting("admin_password", str, "", "Its password; empty means generate one and print it once."),
     Setting("default_quota", parse_size, 100 * 10**9, "Quota of accounts without their own (bytes, or 100GB)."),
@@ -140,6 +146,12 @@ class Settings:
     database_url: str
     blob_store: str
     blob_path: str
+    s3_endpoint: str
+    s3_bucket: str
+    s3_region: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_prefix: str
     admin_user: str
     admin_password: str
     default_quota: int
@@ -216,8 +228,15 @@ def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] 
 
 
 def _validate(s: Settings) -> None:
-    if s.blob_store not in ("local",):
-        raise ConfigError(f"blob_store {s.blob_store!r} is not one of: local")
+    if s.blob_store not in ("local", "s3"):
+        raise ConfigError(f"blob_store {s.blob_store!r} is not one of: local, s3")
+    if s.blob_store == "s3":
+        missing = [n for n in ("s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key") if not getattr(s, n)]
+        if missing:
+            raise ConfigError(f"blob_store = s3 needs {', '.join(missing)} "
+                              f"({', '.join('CARTABLE_' + n.upper() for n in missing)})")
+        if not s.s3_endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"s3_endpoint {s.s3_endpoint!r} is not an http:// or https:// URL")
     if not (0 < s.port < 65536):
         raise ConfigError(f"port {s.port} is out of range")
     if s.inline_max > 1024 * 1024:

@@ -21,12 +21,12 @@ from cartable.dav.context import DavConfig
 from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
 from cartable.http.accesslog import AccessLog
 from cartable.nextcloud.login_flow import LOGIN_PREFIX
-from cartable.store.blobs.base import StoreUnavailable
+from cartable.store.blobs.base import ChunkStore, StoreUnavailable
 from cartable.store.blobs.local import LocalChunkStore
 from cartable.store.meta import journal
 from cartable.web.home import WELL_KNOWN_PREFIX, home_app, well_known_app
 
-__all__ = ["open_core", "build_app", "CartableApp", "GcThread"]
+__all__ = ["open_core", "open_blobs", "build_app", "CartableApp", "GcThread"]
 
 log = logging.getLogger("cartable")
 
@@ -45,13 +45,25 @@ def open_core(settings: Settings) -> Core:
         alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
         journal.kv_once(tx, "instance_id", "oc" + "".join(secrets.choice(alphabet) for _ in range(10)))
     try:
-        blobs = LocalChunkStore(settings.chunk_path)
+        blobs = open_blobs(settings)
     except StoreUnavailable as exc:
         db.dispose()
         raise startup.StartupError(f"cannot start: {exc}") from None
     limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
                     gc_grace_seconds=settings.gc_grace_seconds)
     return Core(db, blobs, limits, names=settings.name_policy)
+
+
+def open_blobs(settings: Settings) -> ChunkStore:
+    """The chunk store the settings name (a closed list: local, s3)."""
+    if settings.blob_store == "s3":
+        from cartable.store.blobs.s3 import S3ChunkStore, S3Config
+
+        store = S3ChunkStore(S3Config(settings.s3_endpoint, settings.s3_bucket, settings.s3_access_key,
+                                      settings.s3_secret_key, region=settings.s3_region, prefix=settings.s3_prefix))
+        store.check()
+        return store
+    return LocalChunkStore(settings.chunk_path)
 
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Chunk store contract, run on the local folder backend (S3 joins by adding a fixture param)."""
+"""What only the local folder store can show: files, inodes, temporary files, syncfs and its fallback.
+The contract every backend shares is test_blobs_contract.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from cartable.common import fsutil
 from cartable.common.fsutil import TEMP_PREFIX
 from cartable.common.hashing import chunk_digest, digest_hex
 from cartable.store.blobs import codec
-from cartable.store.blobs.base import ChunkMissing, ChunkStore, StoreUnavailable
+from cartable.store.blobs.base import ChunkStore, StoreUnavailable
 from cartable.store.blobs.local import LocalChunkStore
 
 # Each backend: (build store, path of a stored object on disk or None when the test cannot reach it).
@@ -46,32 +47,7 @@ def item(data: bytes) -> tuple[bytes, bytes]:
     return chunk_digest(data), data
 
 
-class TestChunkStoreContract:
-    def test_round_trip(self, store: ChunkStore) -> None:
-        rng = random.Random(1)
-        datas = [b"", b"x", rng.randbytes(100_000), b"abc" * 50_000, rng.randbytes(3 * 1024 * 1024)]
-        items = [item(d) for d in datas]
-        sizes = store.put_many(items)
-        assert len(sizes) == len(items)
-        for digest, data in items:
-            assert store.has(digest)
-            assert store.get(digest) == data
-            assert store.verify(digest)
-
-    def test_memoryview_input(self, store: ChunkStore) -> None:
-        data = b"view" * 1000
-        store.put_many([(chunk_digest(data), memoryview(data))])
-        assert store.get(chunk_digest(data)) == data
-
-    def test_missing(self, store: ChunkStore) -> None:
-        digest = chunk_digest(b"never stored")
-        assert not store.has(digest)
-        with pytest.raises(ChunkMissing) as info:
-            store.get(digest)
-        assert info.value.digest == digest
-        assert digest_hex(digest) in str(info.value)
-        assert not store.verify(digest)
-
+class TestLocalStore:
     def test_put_never_replaces_an_existing_chunk(self, backend: Backend) -> None:
         store, object_path = backend
         digest, data = item(b"same content" * 100)
@@ -90,15 +66,6 @@ class TestChunkStoreContract:
         assert store.get(digest) == data
         assert sorted(d for d, _ in store.iter_digests()) == sorted([digest, other])
 
-    def test_delete(self, store: ChunkStore) -> None:
-        digest, data = item(b"to delete")
-        store.put_many([(digest, data)])
-        store.delete(digest)
-        assert not store.has(digest)
-        store.delete(digest)  # missing is not an error
-        with pytest.raises(ChunkMissing):
-            store.get(digest)
-
     def test_compressible_data_is_stored_compressed(self, backend: Backend) -> None:
         store, object_path = backend
         digest, data = item(b"compress me please " * 10_000)
@@ -114,26 +81,6 @@ class TestChunkStoreContract:
         blob = object_path(digest).read_bytes()
         assert blob[0] == codec.RAW
         assert size == len(blob) == len(data) + 1
-
-    @pytest.mark.parametrize("payload", [b"compress me please " * 10_000, bytes(range(256)) * 3])
-    def test_verify_detects_corruption(self, backend: Backend, payload: bytes) -> None:
-        store, object_path = backend
-        digest, data = item(payload)
-        store.put_many([(digest, data)])
-        path = object_path(digest)
-        blob = bytearray(path.read_bytes())
-        blob[len(blob) // 2] ^= 0x01
-        path.write_bytes(bytes(blob))
-        assert not store.verify(digest)
-
-    def test_undecodable_object(self, backend: Backend) -> None:
-        store, object_path = backend
-        digest, data = item(b"header")
-        store.put_many([(digest, data)])
-        object_path(digest).write_bytes(b"\x07garbage")
-        with pytest.raises(ValueError):
-            store.get(digest)
-        assert not store.verify(digest)
 
     def test_iter_digests_lists_chunks_only(self, backend: Backend) -> None:
         store, object_path = backend
@@ -210,37 +157,6 @@ class TestChunkStoreContract:
         assert path.read_bytes() == planted
         assert store.get(digest) == data
 
-    @pytest.mark.parametrize("batch", [1, 6])
-    def test_concurrent_put_of_the_same_digests(self, backend: Backend, batch: int) -> None:
-        """Many threads storing the same chunks at the same instant: each call returns only when
-        the chunks are there, every one reads back, one file per digest, no temporary file left."""
-        store, object_path = backend
-        rng = random.Random(7)
-        items = [item(rng.randbytes(50_000 + i)) for i in range(batch)]
-        barrier = threading.Barrier(8)
-        results: list[list[int]] = []
-        errors: list[BaseException] = []
-
-        def worker() -> None:
-            try:
-                barrier.wait()
-                sizes = store.put_many(items)
-                for digest, data in items:
-                    assert store.get(digest) == data
-                results.append(sizes)
-            except BaseException as exc:  # reported by the main thread
-                errors.append(exc)
-
-        threads = [threading.Thread(target=worker) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
-        assert len(results) == 8 and all(r == results[0] for r in results)
-        assert sorted(d for d, _ in store.iter_digests()) == sorted(d for d, _ in items)
-        root = object_path(items[0][0]).parents[2]
-        assert [p for p in root.rglob(f"{TEMP_PREFIX}*")] == []
 
 
 def _spy_syncs(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:

@@ -5,9 +5,13 @@ Every backend (local folder, S3) implements ``ChunkStore`` and passes the same c
 The store knows nothing of users, files or reference counts: deciding when a chunk may be deleted
 (garbage collection with a grace period) is the caller's job.
 
-Errors: ``ChunkMissing`` means "no such chunk"; ``StoreUnavailable`` means the backend failed (I/O error,
-disk full, object store unreachable) and the operation may be retried. Backend-specific exceptions
-(OSError, botocore) never leave the store.
+Errors: ``ChunkMissing`` means "no such chunk"; ``ChunkCorrupt`` (a ValueError) means its stored bytes
+are damaged; ``StoreUnavailable`` means the backend failed (I/O error, disk full, object store
+unreachable) and the operation may be retried. Backend-specific exceptions (OSError, obstore's)
+never leave the store.
+
+Listing is in digest order and resumable (``iter_digests(after=...)``), so the orphan sweep can walk
+a store of hundreds of millions of objects a slice at a time; nothing else lists the store.
 """
 
 from __future__ import annotations
@@ -61,8 +65,14 @@ class ChunkStore(Protocol):
         """Return the raw (decompressed) bytes of a chunk.
 
         Raises ChunkMissing if absent, StoreUnavailable on backend failure, and ValueError if the stored
-        object cannot be decoded. Does not re-hash the content: ``verify`` does.
+        object cannot be decoded (ChunkCorrupt when a backend that re-hashes what it reads, such as S3,
+        finds the bytes do not match the digest). ``verify`` always re-hashes.
         """
+        ...
+
+    def get_range(self, digest: bytes, start: int, end: int) -> bytes:
+        """Raw bytes [start, end) of a chunk (end is clamped to the chunk's length). Same errors as
+        ``get``. A backend may read only that slice when the chunk is stored uncompressed."""
         ...
 
     def has(self, digest: bytes) -> bool:
@@ -73,11 +83,16 @@ class ChunkStore(Protocol):
         """Remove a chunk. Deleting a missing chunk is not an error."""
         ...
 
-    def iter_digests(self) -> Iterator[tuple[bytes, float]]:
-        """Yield (digest, modification time as POSIX seconds) for every stored chunk, in no set order.
+    def delete_many(self, digests: Sequence[bytes]) -> None:
+        """Remove several chunks (one request per thousand on S3). Missing ones are not an error."""
+        ...
 
-        Temporary and foreign objects are skipped. Chunks written or deleted during the walk may or may
-        not be listed.
+    def iter_digests(self, after: bytes | None = None) -> Iterator[tuple[bytes, float]]:
+        """Yield (digest, modification time as POSIX seconds) for the stored chunks in ascending
+        digest order, starting after ``after`` when given (so a walk can stop and resume later).
+
+        Lazy: a walk that stops early costs only what it read. Temporary and foreign objects are
+        skipped. Chunks written or deleted during the walk may or may not be listed.
         """
         ...
 

@@ -142,6 +142,23 @@ class LocalChunkStore:
             raise StoreUnavailable(f"cannot read chunk file {path}: {exc.strerror}") from exc
         return codec.decode(blob)
 
+    def get_range(self, digest: bytes, start: int, end: int) -> bytes:
+        path = self._path(digest)
+        try:
+            with open(path, "rb") as f:
+                header = f.read(1)
+                if header == bytes((codec.RAW,)):
+                    # Stored raw: read only the slice (a Range request into a big chunk).
+                    f.seek(1 + start)
+                    return f.read(max(0, end - start))
+        except FileNotFoundError:
+            raise ChunkMissing(digest) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read chunk file {path}: {exc.strerror}") from exc
+        if not header:
+            raise ValueError(f"stored chunk object {digest_hex(digest)} is empty (no header byte)")
+        return self.get(digest)[start:end]
+
     def has(self, digest: bytes) -> bool:
         return self._path(digest).is_file()
 
@@ -154,11 +171,24 @@ class LocalChunkStore:
         except OSError as exc:
             raise StoreUnavailable(f"cannot delete chunk file {path}: {exc.strerror}") from exc
 
-    def iter_digests(self) -> Iterator[tuple[bytes, float]]:
+    def delete_many(self, digests: Sequence[bytes]) -> None:
+        for digest in digests:
+            self.delete(digest)
+
+    def iter_digests(self, after: bytes | None = None) -> Iterator[tuple[bytes, float]]:
+        # Folder names are the digest's first hex characters, so walking them and their files in
+        # name order walks the digests in order; folders wholly before `after` are not read.
+        start = digest_hex(after) if after is not None else ""
         try:
             for level1 in _subdirs(self.root, 2):
+                if level1.name < start[:2]:
+                    continue
                 for level2 in _subdirs(level1, 2):
-                    yield from _chunk_files(level2)
+                    if level1.name + level2.name < start[:4]:
+                        continue
+                    for digest, mtime in _chunk_files(level2):
+                        if after is None or digest > after:
+                            yield digest, mtime
         except OSError as exc:
             raise StoreUnavailable(f"cannot list chunks under {self.root}: {exc.strerror}") from exc
 
@@ -180,11 +210,10 @@ def _subdirs(folder: Path, name_len: int) -> list[Path]:
     """Fan-out folders of ``folder`` (hex names of ``name_len`` characters)."""
     try:
         with os.scandir(folder) as entries:
-            return [
-                Path(e.path)
-                for e in entries
-                if len(e.name) == name_len and not e.name.startswith(TEMP_PREFIX) and e.is_dir()
-            ]
+            return sorted(
+                (Path(e.path) for e in entries
+                 if len(e.name) == name_len and not e.name.startswith(TEMP_PREFIX) and e.is_dir()),
+                key=lambda p: p.name)
     except FileNotFoundError:
         return []
 
@@ -192,7 +221,8 @@ def _subdirs(folder: Path, name_len: int) -> list[Path]:
 def _chunk_files(folder: Path) -> Iterator[tuple[bytes, float]]:
     try:
         with os.scandir(folder) as entries:
-            found = [e for e in entries if not e.name.startswith(TEMP_PREFIX) and e.is_file()]
+            found = sorted((e for e in entries if not e.name.startswith(TEMP_PREFIX) and e.is_file()),
+                           key=lambda e: e.name)
     except FileNotFoundError:
         return
     for entry in found:
