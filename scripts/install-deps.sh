@@ -13,9 +13,12 @@
 # when the venv exists, it is reused (pip install still runs so new dependencies land).
 set -euo pipefail
 
-# Debian packages the tests need. Add more here, e.g.:
-#   rclone nextcloud-desktop-cmd owncloud-client-cmd postgresql-15
-PKGS=(litmus nextcloud-desktop-cmd owncloud-client-cmd rclone wrk)
+# Debian packages the tests need: WebDAV and Nextcloud clients, and the engines the scale-out
+# tests start on loopback (scripts/engines/): PostgreSQL 15, Ceph RGW (one mon, one OSD, radosgw)
+# and OpenStack Swift with s3api.
+PKGS=(litmus nextcloud-desktop-cmd owncloud-client-cmd rclone wrk
+      postgresql-15 ceph-mon ceph-osd radosgw ceph-common
+      swift swift-proxy swift-object swift-container swift-account)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo_root=$(pwd)
