@@ -74,3 +74,58 @@ def test_cost_of_a_put(counted: tuple[Core, Counter[str]]) -> None:
     assert calls == {"write": 2}  # look-up (nothing to claim: the chunk is referenced), commit
     for name, body in (("tiny.txt", tiny), ("new.bin", data), ("copy.bin", data)):
         assert reads.open_content(core, op.principal, (name,)).read_all() == body
+
+
+def test_a_bulk_batch_is_one_commit_with_one_result_per_file(counted: tuple[Core, Counter[str]]) -> None:
+    """commit_versions: many files, one write transaction; refused files (missing folder, a name the
+    policy refuses, over quota, a folder in the way) change nothing and do not stop the others; the
+    same path twice lands in order; the parent's etag and size move once for all."""
+    from cartable.core import files
+    from cartable.core.bulk import _Item, _prepare
+    from cartable.core.errors import Conflict, InvalidName, QuotaExceeded
+    from cartable.core.writes import commit_versions
+    from cartable.store.meta import journal
+
+    core, calls = counted
+    op = op_for(core)
+    files.mkdir(core, op, ("d",))
+    files.mkdir(core, op, ("d", "sub"))
+    accounts.set_quota(core, "alice", 10_000)
+    before = files.stat(core, op.principal, ("d",))
+    big = random.Random(41).randbytes(20_000)  # chunked (over inline_max), and over the quota
+    items = [_prepare(core, _Item(parts, body, 1_700_000_000.0, None)) for parts, body in [
+        (("d", "a.txt"), b"first a"),
+        (("nope", "b.txt"), b"no folder"),
+        (("d", ".htaccess"), b"refused name"),
+        (("d", "big.bin"), big),
+        (("d", "sub"), b"a folder is there"),
+        (("d", "a.txt"), b"second a"),
+        (("d", "c.txt"), b"c" * 9000),  # chunked too, and fits
+    ]]
+    with core.db.read() as tx:
+        head = journal.head(tx)
+    calls.clear()
+    results = commit_versions(core, op, items)
+    assert calls == {"write": 1}
+    kinds = [type(r).__name__ for r in results]
+    assert kinds == ["WriteResult", "Conflict", "InvalidName", "QuotaExceeded", "Conflict", "WriteResult",
+                     "WriteResult"], kinds
+    assert isinstance(results[1], Conflict) and isinstance(results[2], InvalidName)
+    assert isinstance(results[3], QuotaExceeded)
+    assert results[0].created and not results[5].created  # type: ignore[union-attr]
+    assert results[0].node.id == results[5].node.id  # type: ignore[union-attr]
+    read = lambda name: reads.open_content(core, op.principal, ("d", name)).read_all()  # noqa: E731
+    assert read("a.txt") == b"second a" and read("c.txt") == b"c" * 9000
+    for gone in (("d", "big.bin"), ("d", ".htaccess")):
+        with pytest.raises(Exception):
+            files.stat(core, op.principal, gone)
+    after = files.stat(core, op.principal, ("d",))
+    assert after.etag != before.etag and after.size == len(b"second a") + 9000
+    assert files.usage(core, op.principal).used == after.size
+    with core.db.read() as tx:
+        entries = [(c.op, c.name) for c in journal.since(tx, op.principal.space_id, head, 100)]
+    assert entries == [("create", "a.txt"), ("modify", "a.txt"), ("create", "c.txt")]
+    from cartable.core import fsck
+
+    report = fsck.check(core, deep=True)
+    assert report.ok, report.problems

@@ -16,12 +16,15 @@ def quota_of(core: Core, space: SpaceRecord) -> int:
     return core.limits.default_quota if space.quota is None else space.quota
 
 
-def check_quota(core: Core, tx: Tx, space: SpaceRecord, delta: int) -> None:
+def check_quota(core: Core, tx: Tx, space: SpaceRecord, delta: int, *, used: int | None = None) -> None:
     """QuotaExceeded when adding delta bytes would take the space past its quota (exactly at the
-    quota is allowed)."""
+    quota is allowed). ``used``: what the space holds as this transaction sees it, when the caller
+    knows it better than the root folder's size does (a batch propagates sizes once, at its end);
+    by default the root folder's size."""
     if delta <= 0:
         return
-    used = tree.root_of(tx, space).size
+    if used is None:
+        used = tree.root_of(tx, space).size
     quota = quota_of(core, space)
     if used + delta > quota:
         raise QuotaExceeded(f"not enough space: {delta} more bytes would exceed the quota "

@@ -4,7 +4,7 @@ new entries and locks, propagating etags and sizes to ancestors, and writing the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cartable.common.hashing import new_etag
@@ -19,7 +19,7 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import LockRecord, SpaceRecord
 
 __all__ = ["Op", "space_of", "root_of", "resolve", "resolve_parent", "display", "check_locks",
-           "covering_locks", "propagate", "record", "path_of",
+           "covering_locks", "propagate", "propagate_sums", "record", "record_each", "path_of",
            "resolve_from", "check_new"]
 
 
@@ -109,9 +109,11 @@ def path_of(tx: Tx, node_id: int) -> tuple[str, ...]:
     return tuple(reversed(names))
 
 
-def covering_locks(tx: Tx, node_id: int, ancestors: Sequence[int], now: float) -> list[LockRecord]:
-    """Locks that apply to node: on the node itself, or depth-infinity locks on an ancestor."""
-    if not locks_repo.any_active(tx, now):
+def covering_locks(tx: Tx, node_id: int, ancestors: Sequence[int], now: float, *,
+                   any_active: bool | None = None) -> list[LockRecord]:
+    """Locks that apply to node: on the node itself, or depth-infinity locks on an ancestor.
+    ``any_active``: whether any lock is in force at all, when the caller already asked."""
+    if not (locks_repo.any_active(tx, now) if any_active is None else any_active):
         return []
     found = locks_repo.on_nodes(tx, [node_id, *ancestors], now)
     return [lk for lk in found if lk.node_id == node_id or lk.infinite]
@@ -129,14 +131,32 @@ def propagate(tx: Tx, ancestor_ids: Sequence[int], size_delta: int, now: float,
     """New etag (and size change) for every ancestor; the direct parent also gets mtime now."""
     if ancestor_ids:
         nodes_repo.propagate(tx, ancestor_ids, size_delta=size_delta, etag=new_etag(),
-                             touched=ancestor_ids[0] if touch_parent else None, now=now)
+                             touched=(ancestor_ids[0],) if touch_parent else (), now=now)
+
+
+def propagate_sums(tx: Tx, deltas: Mapping[int, int], touched: Collection[int], now: float) -> None:
+    """propagate() for many changes at once: deltas = {folder id: bytes added below it}; folders
+    with the same change share one statement (and one new etag); those in touched (the direct
+    parents of what changed) also get mtime now."""
+    groups: dict[int, list[int]] = {}
+    for folder, delta in deltas.items():
+        groups.setdefault(delta, []).append(folder)
+    for delta, folders in groups.items():
+        folders.sort()
+        nodes_repo.propagate(tx, folders, size_delta=delta, etag=new_etag(),
+                             touched=[f for f in folders if f in touched], now=now)
 
 
 def record(tx: Tx, op: Op, opname: str, nodes: Iterable[Node], now: float) -> None:
     """Append one journal entry per node (parents first), tagged with the client's op id."""
+    record_each(tx, op, [(opname, n) for n in nodes], now)
+
+
+def record_each(tx: Tx, op: Op, entries: Iterable[tuple[str, Node]], now: float) -> None:
+    """Append (operation, node) entries in the order given, tagged with the client's op id."""
     journal.append(tx, [
         {"space_id": n.space_id, "node_id": n.id, "parent_id": n.parent_id, "name": n.name,
          "kind": n.kind, "op": opname, "version_id": n.version_id, "size": n.size, "mtime": n.mtime,
          "device_id": op.device_id, "op_id": op.op_id, "at": now}
-        for n in nodes
+        for opname, n in entries
     ])

@@ -39,6 +39,7 @@ from cartable.core import manifest, tree
 from cartable.core.checksums import new_hasher, parse_checksum
 from cartable.core.context import Core
 from cartable.core.errors import (
+    CartableError,
     ChecksumMismatch,
     Conflict,
     InvalidInput,
@@ -53,11 +54,12 @@ from cartable.core.quota import check_quota, quota_of
 from cartable.core.tree import Op, display
 from cartable.store.blobs.base import StoreUnavailable
 from cartable.store.meta import content
+from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 
-__all__ = ["Upload", "room_for", "ContentWriter", "Written",
+__all__ = ["Upload", "room_for", "ContentWriter", "Written", "PendingVersion", "commit_versions",
            "commit_version"]
 
 _PRECHECK_MIN = 256 * 1024
@@ -275,26 +277,102 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
     when given, runs in the same transaction right after the version's chunk references were
     added (so it may release other references to the same chunks safely), and may raise to abort
     everything."""
-    size = written.size
     now = core.clock()
-    mtime = mtime if mtime is not None else now
-    refs = Counter(e.digest for e in written.entries)
-    packed = manifest.pack(written.entries)
+    item = PendingVersion(tuple(parts), written, mtime, content_type, checksums, pre)
     with core.db.write() as tx:
-        space = tree.space_of(tx, op.principal, for_update=True)
-        parent = tree.resolve_parent(tx, space, parts)
+        batch = _Batch(core, tx, op, now)
+        result = batch.install(item, stage)
+        batch.finish()
+        hit("writes.commit.before_commit")
+    return result
+
+
+@dataclass
+class PendingVersion:
+    """One file's new content waiting for its commit (see commit_versions)."""
+
+    parts: tuple[str, ...]
+    written: Written
+    mtime: float | None = None
+    content_type: str | None = None
+    checksums: str | None = None
+    pre: Preconditions = field(default_factory=Preconditions)
+
+
+def commit_versions(core: Core, op: Op, items: Sequence[PendingVersion]) -> list[WriteResult | CartableError]:
+    """Commit many files at once (bulk upload): each exactly as ``commit_version`` would, in ONE
+    metadata transaction, each in its own savepoint, so that a failing file (missing folder,
+    quota, lock, a name refused...) changes nothing and its error takes its place in the result,
+    while the others go on. A later item sees the earlier ones (the same path twice: the second
+    replaces the first). The folders' etags and sizes are propagated once for the whole batch and
+    the journal appended once, so a batch costs a few statements per file and one commit (one
+    fsync, or one synchronous round trip to a standby) in all. Every result is durable when this
+    returns; if the commit itself fails, the error is raised and nothing is visible."""
+    now = core.clock()
+    results: list[WriteResult | CartableError] = []
+    with core.db.write() as tx:
+        batch = _Batch(core, tx, op, now)
+        for item in items:
+            # Inline content references no chunk, and every check that can refuse it runs before
+            # its first write: a refusal leaves nothing to undo. Chunked content adds references
+            # before the node is written, so it gets a savepoint.
+            savepoint = tx.begin_nested() if item.written.entries else None
+            try:
+                results.append(batch.install(item))
+            except CartableError as exc:
+                if savepoint is not None:
+                    savepoint.rollback()
+                results.append(exc)
+            else:
+                if savepoint is not None:
+                    savepoint.commit()
+        batch.finish()
+        hit("writes.commit.before_commit")
+    return results
+
+
+class _Batch:
+    """The new versions of one transaction: the space lock taken once, each parent folder and its
+    ancestors resolved once, and the size changes summed per folder until ``finish`` propagates
+    them (one new etag per folder) and writes the journal."""
+
+    def __init__(self, core: Core, tx: Tx, op: Op, now: float) -> None:
+        self.core, self.tx, self.op, self.now = core, tx, op, now
+        self.space = tree.space_of(tx, op.principal, for_update=True)
+        self._parents: dict[tuple[str, ...], tuple[Node, list[int]]] = {}
+        self._deltas: dict[int, int] = {}  # folder id → bytes added below it by this batch
+        self._touched: set[int] = set()  # direct parents (their mtime moves)
+        self._journal: list[tuple[str, Node]] = []
+        self._used = tree.root_of(tx, self.space).size  # grows with each file (the root's size lags)
+        self._locks = locks_repo.any_active(tx, now)  # no lock anywhere: no per-file lock lookups
+
+    def _parent(self, parts: tuple[str, ...]) -> tuple[Node, list[int]]:
+        key = parts[:-1]
+        found = self._parents.get(key)
+        if found is None:
+            parent = tree.resolve_parent(self.tx, self.space, parts)
+            found = (parent, [parent.id, *nodes_repo.ancestor_ids(self.tx, parent.id)])
+            self._parents[key] = found
+        return found
+
+    def install(self, item: PendingVersion, stage: Callable[[Tx, float], None] | None = None) -> WriteResult:
+        core, tx, op, now, parts, written = self.core, self.tx, self.op, self.now, item.parts, item.written
+        size = written.size
+        mtime = item.mtime if item.mtime is not None else now
+        parent, ancestors = self._parent(parts)
         existing = nodes_repo.child(tx, parent.id, parts[-1])
-        pre.check(tx, space, existing, display(parts), now)
+        item.pre.check(tx, self.space, existing, display(parts), now)
         if existing is not None and existing.is_dir:
             raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
         if existing is None:
             tree.check_new(core.names, parts)
-        ancestors = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
-        target_locks = (tree.covering_locks(tx, existing.id, ancestors, now) if existing is not None
-                        else tree.covering_locks(tx, parent.id, ancestors[1:], now))
+        target_locks = (tree.covering_locks(tx, existing.id, ancestors, now, any_active=self._locks)
+                        if existing is not None
+                        else tree.covering_locks(tx, parent.id, ancestors[1:], now, any_active=self._locks))
         tree.check_locks(tx, op, display(parts), target_locks)
         old_size = existing.size if existing is not None else 0
-        check_quota(core, tx, space, size - old_size)
+        check_quota(core, tx, self.space, size - old_size, used=self._used)
+        refs = Counter(e.digest for e in written.entries)
         if content.ref_chunks(tx, refs, written.new, now, incarnations=written.claims):
             raise StorageUnavailable("a chunk of this content was collected by the garbage collector "
                                      "before the upload finished (it took longer than the grace period); retry")
@@ -303,25 +381,34 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
         etag = new_etag()
         if existing is None:
             try:
-                node_id = nodes_repo.insert(tx, space_id=space.id, parent_id=parent.id, name=parts[-1],
+                node_id = nodes_repo.insert(tx, space_id=self.space.id, parent_id=parent.id, name=parts[-1],
                                             kind="f", size=size, mtime=mtime, ctime=now, etag=etag,
-                                            content_type=content_type, checksums=checksums)
+                                            content_type=item.content_type, checksums=item.checksums)
             except RowConflict:
                 raise Conflict(f"{display(parts)} was created by another request; retry") from None
         else:
             node_id = existing.id
-        vid = content.insert_version(tx, node_id=node_id, size=size, manifest=packed,
+        vid = content.insert_version(tx, node_id=node_id, size=size, manifest=manifest.pack(written.entries),
                                      inline_data=written.inline, created_at=now)
         if existing is not None:
             _drop_version(tx, existing, now)
         nodes_repo.update_node(tx, node_id, size=size, mtime=mtime, etag=etag, version_id=vid,
-                               content_type=content_type, checksums=checksums)
-        tree.propagate(tx, ancestors, size - old_size, now)
-        node = Node(node_id, space.id, parent.id, parts[-1], "f", size, mtime,
-                    existing.ctime if existing is not None else now, etag, vid, content_type, checksums)
-        tree.record(tx, op, "create" if existing is None else "modify", [node], now)
-        hit("writes.commit.before_commit")
-    return WriteResult(node, existing is None)
+                               content_type=item.content_type, checksums=item.checksums)
+        delta = size - old_size
+        self._used += delta
+        for folder in ancestors:
+            self._deltas[folder] = self._deltas.get(folder, 0) + delta
+        self._touched.add(parent.id)
+        node = Node(node_id, self.space.id, parent.id, parts[-1], "f", size, mtime,
+                    existing.ctime if existing is not None else now, etag, vid, item.content_type, item.checksums)
+        self._journal.append(("create" if existing is None else "modify", node))
+        return WriteResult(node, existing is None)
+
+    def finish(self) -> None:
+        """Propagate the summed size changes with one new etag per folder, then the journal."""
+        tree.propagate_sums(self.tx, self._deltas, self._touched, self.now)
+        tree.record_each(self.tx, self.op, self._journal, self.now)
+        self._deltas, self._touched, self._journal = {}, set(), []
 
 
 def _drop_version(tx: Tx, existing: Node, now: float) -> None:

@@ -4,9 +4,10 @@
 The body is multipart/related (nextcloud/multipart.py); each part is one file with its headers:
 ``Content-Length`` (required), ``X-File-Path`` (relative to the caller's files root),
 ``X-File-MD5`` (required, checked), ``X-File-Mtime`` or ``X-OC-Mtime``, and optionally
-``OC-Checksum`` (checked and stored, as on PUT). Each file is its own durable commit
-(core/bulk.py): the answer is 200 with a JSON object keyed by the exact ``X-File-Path`` of each
-part, ``{"error": false, "etag": "<unquoted>", "fileid": "<oc:id>", "permissions": "GDNVW"}`` (with
+``OC-Checksum`` (checked and stored, as on PUT). Each file succeeds or fails on its own, and a
+success is durable (core/bulk.py commits files in batches, a savepoint each): the answer is 200
+with a JSON object keyed by the exact ``X-File-Path`` of each part,
+``{"error": false, "etag": "<unquoted>", "fileid": "<oc:id>", "permissions": "GDNVW"}`` (with
 ``"X-OC-MTime": "accepted"`` when the part gave an mtime, which the desktop client looks for) or
 ``{"error": true, "message": "..."}``; one failing file (bad MD5 or name, missing folder, quota,
 lock) does not fail the others. A malformed or truncated body answers 400 with the same object
@@ -93,6 +94,7 @@ class BulkApp:
             status, fault = 400, str(exc)
         except ClientDisconnect:
             status, fault = 400, "the client went away during the upload"
+        await run(writer.flush)  # the files before a fault are committed too, each on its own
         answer = {path: await self._settle(results[path]) for path in order}
         if fault is not None:
             log.info("bulk upload of %s refused at part %d: %s", principal.name, len(order), fault)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, select, update
@@ -114,18 +114,19 @@ def subtree(tx: Tx, node_id: int) -> list[NodeRecord]:
 _PROPAGATE = (
     update(nodes).where(nodes.c.id.in_(bindparam("ids", expanding=True)))
     .values(etag=bindparam("etag"), size=nodes.c.size + bindparam("delta"),
-            mtime=case((nodes.c.id == bindparam("touched"), bindparam("now")), else_=nodes.c.mtime))
+            mtime=case((nodes.c.id.in_(bindparam("touched", expanding=True)), bindparam("now")),
+                       else_=nodes.c.mtime))
 )
 
 
-def propagate(tx: Tx, ids: Iterable[int], *, size_delta: int, etag: str, touched: int | None = None,
+def propagate(tx: Tx, ids: Iterable[int], *, size_delta: int, etag: str, touched: Collection[int] = (),
               now: float = 0.0) -> None:
-    """Give every folder in ids a new etag and add size_delta to its size; the folder `touched`
-    (the direct parent of what changed) also gets mtime now."""
+    """Give every folder in ids a new etag and add size_delta to its size; the folders in
+    `touched` (direct parents of what changed) also get mtime now."""
     ids = list(ids)
     if ids:
         tx.execute(_PROPAGATE, {"ids": ids, "etag": etag, "delta": size_delta,
-                                "touched": -1 if touched is None else touched, "now": now})
+                                "touched": list(touched) or [-1], "now": now})
 
 
 def all_brief(tx: Tx) -> list[tuple[int, int | None, str, int, int | None, str]]:
