@@ -5,15 +5,17 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from cartable.cli.common import ConfigOpt, DataOpt, settings_from
-from cartable.config import ConfigError, parse_size
+from cartable.config import ConfigError, Settings, parse_size
 from cartable.core import accounts, fsck, gc
 from cartable.core.context import Core
 from cartable.core.errors import CartableError
@@ -29,11 +31,15 @@ def _core(config: object, data: object) -> Core:
     """The core on the configured data folder; a startup problem is one line and exit status 2."""
     import os
 
+    settings = settings_from(config, data=data)  # type: ignore[arg-type]
+    os.umask(0o077)  # files this command creates are private to this user, as the server's
+    return _open(settings)
+
+
+def _open(settings: Settings) -> Core:
     from cartable.server import open_core
     from cartable.startup import StartupError
 
-    settings = settings_from(config, data=data)  # type: ignore[arg-type]
-    os.umask(0o077)  # files this command creates are private to this user, as the server's
     try:
         return open_core(settings)
     except StartupError as exc:
@@ -223,6 +229,55 @@ def gc_report(stats: gc.GcStats) -> list[str]:
         lines.append(f"{stats.chunks_waiting} chunks ({_human(stats.bytes_waiting)}) are waiting out the "
                      f"grace period; the first can be collected at {when} UTC")
     return lines
+
+
+@admin_app.command("migrate-to")
+def migrate_to_cmd(
+    to: Annotated[Path, typer.Option("--to", help="TOML file naming the target stores (database_url, "
+                                                  "blob_store, s3_*...), in the configuration's format.")],
+    deep: Annotated[bool, typer.Option("--deep", help="Verify by re-reading every chunk from the target.")] = False,
+    data: DataOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Move this instance to other stores (e.g. SQLite + folder to PostgreSQL + S3) while the server
+    is stopped: bytes first, then every row with its ids, then a check of every file. Run it again
+    after an interruption: it resumes."""
+    from cartable.config import load_settings
+    from cartable.core import transfer
+
+    source = _core(config, data)
+    try:
+        # The target comes from its file alone: the environment describes the source.
+        wanted = load_settings(to, environ={})
+    except ConfigError as exc:
+        typer.echo(f"configuration error in {to}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    src = settings_from(config, data=data)
+    if wanted.db_url == src.db_url or (wanted.blob_store == src.blob_store == "local"
+                                       and wanted.chunk_path.resolve() == src.chunk_path.resolve()):
+        typer.echo(f"error: {to} names the same stores as the source; give the target's database_url and "
+                   "chunk store", err=True)
+        raise typer.Exit(2)
+    target = _open(wanted)
+    last = [0.0]
+
+    def say(line: str) -> None:
+        # Progress at most every few seconds: a big instance has millions of rows.
+        if line.startswith("progress: "):
+            if time.monotonic() - last[0] < 5:
+                return
+            last[0] = time.monotonic()
+        typer.echo(line)
+
+    with _reported(), source.db.frozen():
+        report = transfer.transfer(source, target, deep=deep, say=say)
+    rows = sum(report.rows_copied.values())
+    typer.echo(f"copied {report.chunks_copied} chunks and {rows} rows; checked {report.files_checked} file "
+               f"versions: {'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+    for problem in report.problems[:100]:
+        typer.echo(f"PROBLEM: {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+    typer.echo("point the servers' configuration at the target stores, then start them")
 
 
 @admin_app.command("migrate")

@@ -18,7 +18,7 @@ from cartable.store.meta.schema import chunks, versions
 
 __all__ = ["Claim", "insert_version", "get_version", "versions_of", "delete_versions", "claim_chunks",
            "ref_chunks", "unref_chunks", "mark_dying", "dying", "lock_dying", "delete_dying", "known",
-           "insert_dying", "waiting", "iter_chunks", "iter_dying", "iter_versions", "fix_refcount"]
+           "insert_dying", "waiting", "iter_chunks", "iter_dying", "iter_versions", "fix_refcount", "chunks_after"]
 
 _BATCH = 500
 
@@ -256,6 +256,14 @@ def iter_dying(tx: Tx) -> Iterator[tuple[bytes, int]]:
     """(digest, refcount) of every dying chunk row."""
     for r in tx.execute(select(chunks.c.digest, chunks.c.refcount).where(_DYING)):
         yield bytes(r[0]), int(r[1])
+
+
+def chunks_after(tx: Tx, after: bytes | None, limit: int) -> list[tuple[bytes, int, bool]]:
+    """(digest, refcount, dying) of the chunk rows after ``after`` in digest order, at most limit."""
+    query = select(chunks.c.digest, chunks.c.refcount, chunks.c.dying).order_by(chunks.c.digest).limit(limit)
+    if after is not None:
+        query = query.where(chunks.c.digest > after)
+    return [(bytes(d), int(rc), bool(dying)) for d, rc, dying in tx.execute(query)]
 
 
 def iter_versions(tx: Tx) -> Iterable[VersionRecord]:

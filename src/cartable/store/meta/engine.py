@@ -82,6 +82,26 @@ class MetaDB:
                 yield conn
                 trans.rollback()
 
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Hold the database's write lock for the whole block, so that no other process (a server
+        left running by mistake) can commit meanwhile; this process may still read. SQLite: a
+        connection of its own in BEGIN IMMEDIATE (others wait on busy_timeout, then fail). Other
+        engines: an exclusive lock on the table every write path updates (nodes)."""
+        conn = self.engine.connect().execution_options(cartable_nosnapshot=True)
+        try:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.begin()
+                conn.exec_driver_sql("LOCK TABLE nodes IN EXCLUSIVE MODE")
+            yield
+        finally:
+            try:
+                conn.exec_driver_sql("ROLLBACK") if self.is_sqlite else conn.rollback()
+            finally:
+                conn.close()
+
     def dispose(self) -> None:
         if self._batch is not None:
             self._batch.close()
