@@ -1,23 +1,59 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""The durability helper: atomic replace, temp cleanup, batched commits."""
+"""The durability helper: atomic replace, temp cleanup, batched commits, and the FileOps layer
+every change goes through."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from cartable.common import fsutil
 from cartable.common.fsutil import (
     TEMP_PREFIX,
+    OsFileOps,
     atomic_write,
     commit_temps,
     fsync_dir,
     remove_stale_temps,
+    use_file_ops,
     write_temp,
 )
+
+
+class Recording(OsFileOps):
+    """The real operations, each recorded as (name, path relative to ``root``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.calls: list[tuple[str, str]] = []
+
+    def _rec(self, name: str, path: Path) -> None:
+        self.calls.append((name, os.path.relpath(path, self.root)))
+
+    def write_new(self, path: Path, pieces: Sequence[bytes | bytearray | memoryview], *, sync: bool) -> None:
+        self._rec("write+sync" if sync else "write", path)
+        super().write_new(path, pieces, sync=sync)
+
+    def sync_dir(self, path: Path) -> None:
+        self._rec("sync_dir", path)
+        super().sync_dir(path)
+
+    def mkdir(self, path: Path) -> None:
+        self._rec("mkdir", path)
+        super().mkdir(path)
+
+    def replace(self, src: Path, dst: Path) -> None:
+        self._rec("replace", dst)
+        super().replace(src, dst)
+
+    def unlink(self, path: Path, *, missing_ok: bool = False) -> None:
+        self._rec("unlink", path)
+        super().unlink(path, missing_ok=missing_ok)
 
 
 def temps(folder: Path) -> list[Path]:
@@ -34,35 +70,37 @@ def test_atomic_write_creates_and_replaces(tmp_path: Path, durable: bool) -> Non
     assert temps(tmp_path) == []
 
 
-def test_atomic_write_creates_missing_parents_and_syncs_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    synced: list[Path] = []
-    real = fsutil.fsync_dir
-
-    def spy(path: Path) -> None:
-        synced.append(Path(path))
-        real(path)
-
-    monkeypatch.setattr(fsutil, "fsync_dir", spy)
+def test_atomic_write_creates_missing_parents_and_syncs_them(tmp_path: Path) -> None:
+    ops = Recording(tmp_path)
     target = tmp_path / "a" / "b" / "c" / "f"
-    atomic_write(target, b"x")
+    with use_file_ops(ops):
+        atomic_write(target, b"x")
     assert target.read_bytes() == b"x"
-    # each new folder's parent, then the target's folder after the rename
-    assert synced == [tmp_path, tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"]
+    tmp = next(p for n, p in ops.calls if n == "write+sync")
+    # each new folder, then its parent's sync; the temporary file written and synced, renamed
+    # over the target, and the target's folder synced
+    assert ops.calls == [("mkdir", "a"), ("sync_dir", "."), ("mkdir", "a/b"), ("sync_dir", "a"),
+                         ("mkdir", "a/b/c"), ("sync_dir", "a/b"), ("write+sync", tmp),
+                         ("replace", "a/b/c/f"), ("sync_dir", "a/b/c")]
+    assert tmp.startswith("a/b/c/" + TEMP_PREFIX)
 
 
-def test_atomic_write_failure_leaves_old_content_and_no_temp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_not_durable_means_no_sync_at_all(tmp_path: Path) -> None:
+    ops = Recording(tmp_path)
+    with use_file_ops(ops):
+        atomic_write(tmp_path / "a" / "f", b"x", durable=False)
+    assert [n for n, _ in ops.calls] == ["mkdir", "write", "replace"]
+
+
+def test_atomic_write_failure_leaves_old_content_and_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "f"
     atomic_write(target, b"old")
 
-    def broken_replace(src: object, dst: object) -> None:
-        raise OSError(28, "No space left on device")
+    class Full(OsFileOps):
+        def replace(self, src: Path, dst: Path) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError):
+    with use_file_ops(Full()), pytest.raises(OSError, match="No space left"):
         atomic_write(target, b"new")
     assert target.read_bytes() == b"old"
     assert temps(tmp_path) == []
@@ -76,7 +114,7 @@ def test_write_failure_removes_temp(tmp_path: Path) -> None:
     assert not (tmp_path / "f").exists()
 
 
-def test_write_temp_and_commit_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_temp_and_commit_batch(tmp_path: Path) -> None:
     (tmp_path / "d1").mkdir()
     (tmp_path / "d2").mkdir()
     pairs = []
@@ -85,10 +123,11 @@ def test_write_temp_and_commit_batch(tmp_path: Path, monkeypatch: pytest.MonkeyP
         tmp = write_temp(folder, f"data{i}".encode())
         assert tmp.parent == folder and tmp.name.startswith(TEMP_PREFIX)
         pairs.append((tmp, folder / f"f{i}"))
-    synced: list[Path] = []
-    monkeypatch.setattr(fsutil, "fsync_dir", lambda p: synced.append(p))
-    commit_temps(pairs)
-    assert sorted(synced) == [tmp_path / "d1", tmp_path / "d2"]  # one sync per distinct folder
+    ops = Recording(tmp_path)
+    with use_file_ops(ops):
+        commit_temps(pairs)
+    assert [n for n, _ in ops.calls] == ["replace"] * 6 + ["sync_dir"] * 2
+    assert sorted(p for n, p in ops.calls if n == "sync_dir") == ["d1", "d2"]  # one sync per distinct folder
     for i, (_, final) in enumerate(pairs):
         assert final.read_bytes() == f"data{i}".encode()
     assert temps(tmp_path) == []
@@ -106,8 +145,29 @@ def test_commit_failure_removes_remaining_temps(tmp_path: Path) -> None:
     assert temps(tmp_path) == []
 
 
-def test_fsync_dir_runs(tmp_path: Path) -> None:
-    fsync_dir(tmp_path)
+def test_fsync_dir_fsyncs_that_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fsync_dir calls fsync(2) once, on a descriptor of that very folder (opened as a folder),
+    and closes it. (That a missing folder sync loses a rename is shown by tests/powerloss.)"""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    synced: list[tuple[int, int, bool]] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append((st.st_dev, st.st_ino, stat.S_ISDIR(st.st_mode)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    before = len(os.listdir("/proc/self/fd"))
+    fsync_dir(folder)
+    assert synced == [(folder.stat().st_dev, folder.stat().st_ino, True)]
+    assert len(os.listdir("/proc/self/fd")) == before, "the folder's descriptor was left open"
+    with pytest.raises(FileNotFoundError):
+        fsync_dir(tmp_path / "missing")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError):
+        fsync_dir(tmp_path / "file")
 
 
 def test_remove_stale_temps(tmp_path: Path) -> None:

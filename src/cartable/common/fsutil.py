@@ -1,7 +1,14 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Durable file writes: the one helper every write path uses.
+"""Durable file writes, and the one layer every file operation of the data folder goes through.
 
-Contract:
+Every change cartable makes to its data folder (the chunk store; SQLite's own files excepted: SQLite
+syncs them itself) is one call on ``FS``, an object implementing ``FileOps``: create-and-write,
+file sync, directory sync, syncfs, mkdir, rename (replacing or not), link, unlink. In production
+``FS`` is ``OsFileOps``, a thin pass-through to the system calls. Tests swap it with
+``use_file_ops`` for a simulator that records what a power cut would keep (tests/powerloss/).
+Reads (stat, listing, reading a file) do not go through it: they change nothing.
+
+Contract of the helpers built on it:
 - ``atomic_write`` makes ``path`` hold exactly ``data``, or leaves it as it was: it writes a temporary
   file named ``TEMP_PREFIX + random`` in the same folder, syncs it, renames it over ``path`` and syncs the
   folder. With ``durable=True`` (the default) the new content survives a crash once it returns.
@@ -17,10 +24,6 @@ Contract:
   syncs file by file.
 - On any error the temporary files are removed and the error is re-raised. Temporary files left by a
   crash are removed by ``remove_stale_temps``.
-
-Every change the chunk store makes to the file system goes through the few functions here
-(``ensure_dir``, ``write_temp``, ``link_no_replace``, ``remove_file``, the syncs), so a test layer
-that simulates power loss can later wrap exactly these.
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
+    "FS",
     "TEMP_PREFIX",
+    "FileOps",
+    "OsFileOps",
     "atomic_write",
     "commit_temps",
     "datasync_file",
@@ -49,62 +56,60 @@ __all__ = [
     "remove_stale_temps",
     "sync_filesystem",
     "syncfs_usable",
+    "use_file_ops",
     "write_temp",
 ]
 
 TEMP_PREFIX = ".tmp-"
 
+Buffer = bytes | bytearray | memoryview
+
 # fdatasync skips the metadata the file's content does not need; not every OS has it.
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a folder's entries (creations, renames) to stable storage."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class FileOps(Protocol):
+    """The file-system operations cartable performs on its data folder, one method per step that
+    matters for durability. Each behaves like its system call: errors are OSError subclasses
+    (FileExistsError, FileNotFoundError...), and nothing is synced unless the method says so."""
+
+    def write_new(self, path: Path, pieces: Sequence[Buffer], *, sync: bool) -> None:
+        """Create ``path`` (FileExistsError if it exists), write the pieces in order, fdatasync the
+        file when ``sync``, close it. On an error the file may exist with part of the data."""
+
+    def sync_file(self, path: Path, *, data_only: bool) -> None:
+        """fdatasync (``data_only``) or fsync an existing file."""
+
+    def sync_dir(self, path: Path) -> None:
+        """fsync a folder: the entries created, renamed or removed in it become durable."""
+
+    def syncfs(self, path: Path) -> None:
+        """syncfs(2) on the file system holding the folder ``path``: everything written to it
+        before becomes durable. OSError when it reports a lost write (or does not exist)."""
+
+    def mkdir(self, path: Path) -> None:
+        """Create one folder (FileExistsError if it exists); its entry is not synced."""
+
+    def replace(self, src: Path, dst: Path) -> None:
+        """rename(2): ``src`` takes the name ``dst``, replacing what was there."""
+
+    def rename_noreplace(self, src: Path, dst: Path) -> None:
+        """renameat2(RENAME_NOREPLACE): FileExistsError when ``dst`` exists (nothing changes);
+        OSError with errno ENOSYS, EINVAL or EOPNOTSUPP when the kernel or the file system has no
+        such rename (nothing changes: use ``link``)."""
+
+    def link(self, src: Path, dst: Path) -> None:
+        """link(2): a second name for ``src``'s file; FileExistsError when ``dst`` exists."""
+
+    def unlink(self, path: Path, *, missing_ok: bool = False) -> None:
+        """unlink(2); a missing file is FileNotFoundError unless ``missing_ok``."""
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class OsFileOps:
+    """``FileOps`` by the system calls themselves (production)."""
 
-
-def ensure_dir(path: Path, *, durable: bool = True) -> None:
-    """Create ``path`` and its missing parents; when durable, sync the parent of each new folder."""
-    if path.is_dir():
-        return
-    missing: list[Path] = []
-    probe = path
-    while not probe.is_dir():
-        missing.append(probe)
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            if not folder.is_dir():
-                raise
-            continue  # created by a concurrent caller, which syncs its parent itself
-        if durable:
-            fsync_dir(folder.parent)
-
-
-def _temp_path(folder: Path) -> Path:
-    return folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-
-
-def _write_file(tmp: Path, data: bytes | memoryview | Sequence[bytes | memoryview], *, durable: bool) -> None:
-    pieces = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    def write_new(self, path: Path, pieces: Sequence[Buffer], *, sync: bool) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             views = [memoryview(p) for p in pieces]
             while views:
@@ -114,59 +119,65 @@ def _write_file(tmp: Path, data: bytes | memoryview | Sequence[bytes | memoryvie
                     views.pop(0)
                 if views and written:
                     views[0] = views[0][written:]
-            if durable:
+            if sync:
                 _datasync(fd)
         finally:
             os.close(fd)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
-
-def write_temp(dir: Path, data: bytes | memoryview | Sequence[bytes | memoryview], *,
-               durable: bool = True) -> Path:
-    """Write ``data`` to a new temporary file in the existing folder ``dir``; sync it when durable."""
-    tmp = _temp_path(dir)
-    _write_file(tmp, data, durable=durable)
-    return tmp
-
-
-def commit_temps(pairs: list[tuple[Path, Path]], *, durable: bool = True) -> None:
-    """Rename each (temp, final) pair, then sync each distinct parent folder once when durable.
-
-    If a rename fails, the temporary files not yet renamed are removed and the error is re-raised.
-    """
-    for i, (tmp, final) in enumerate(pairs):
+    def sync_file(self, path: Path, *, data_only: bool) -> None:
+        fd = os.open(path, os.O_RDONLY)
         try:
-            os.replace(tmp, final)
-        except BaseException:
-            for rest, _ in pairs[i:]:
-                rest.unlink(missing_ok=True)
-            raise
-    if durable:
-        for folder in dict.fromkeys(final.parent for _, final in pairs):
-            fsync_dir(folder)
+            (_datasync if data_only else os.fsync)(fd)
+        finally:
+            os.close(fd)
 
+    def sync_dir(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
-def atomic_write(path: Path, data: bytes | memoryview, *, durable: bool = True) -> None:
-    """Replace the content of ``path`` with ``data`` atomically (and durably unless told otherwise)."""
-    ensure_dir(path.parent, durable=durable)
-    tmp = write_temp(path.parent, data, durable=durable)
-    commit_temps([(tmp, path)], durable=durable)
+    def syncfs(self, path: Path) -> None:
+        if _SYNCFS is None:
+            raise OSError(errno.ENOSYS, "syncfs is not available", str(path))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _SYNCFS(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), str(path))
+        finally:
+            os.close(fd)
 
+    def mkdir(self, path: Path) -> None:
+        os.mkdir(path)
 
-def datasync_file(path: Path) -> None:
-    """fdatasync an existing file (its data and the metadata needed to read it back)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _datasync(fd)
-    finally:
-        os.close(fd)
+    def replace(self, src: Path, dst: Path) -> None:
+        os.replace(src, dst)
 
+    def rename_noreplace(self, src: Path, dst: Path) -> None:
+        global _RENAMEAT2
+        if _RENAMEAT2 is None:
+            raise OSError(errno.ENOSYS, "renameat2 is not available", str(dst))
+        rc = _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.ENOSYS:
+            _RENAMEAT2 = None  # the kernel has none: do not ask again
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), str(dst))
+        raise OSError(err, os.strerror(err), str(dst))
 
-def remove_file(path: Path) -> None:
-    """Unlink ``path``; a missing file is not an error. Not synced (see the callers)."""
-    path.unlink(missing_ok=True)
+    def link(self, src: Path, dst: Path) -> None:
+        os.link(src, dst)
+
+    def unlink(self, path: Path, *, missing_ok: bool = False) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
 
 
 def _libc_function(name: str, argtypes: list[Any]) -> Any:
@@ -186,6 +197,105 @@ _RENAMEAT2 = _libc_function("renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.
                                           ctypes.c_uint])
 # Errors meaning "this kernel or file system has no renameat2 flags": use link(2) instead.
 _NO_RENAMEAT2 = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
+_SYNCFS = _libc_function("syncfs", [ctypes.c_int])
+
+# The file operations in use: the system calls, unless a test swapped them (``use_file_ops``).
+FS: FileOps = OsFileOps()
+
+
+@contextmanager
+def use_file_ops(ops: FileOps) -> Iterator[FileOps]:
+    """Route every file operation of this module through ``ops`` inside the block (tests: a
+    power-loss simulator). Process-wide: not for concurrent tests in one process."""
+    global FS
+    previous, FS = FS, ops
+    try:
+        yield ops
+    finally:
+        FS = previous
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (creations, renames, removals) to stable storage."""
+    FS.sync_dir(path)
+
+
+def fsync_file(path: Path) -> None:
+    """fsync an existing file (its data and all its metadata)."""
+    FS.sync_file(path, data_only=False)
+
+
+def datasync_file(path: Path) -> None:
+    """fdatasync an existing file (its data and the metadata needed to read it back)."""
+    FS.sync_file(path, data_only=True)
+
+
+def ensure_dir(path: Path, *, durable: bool = True) -> None:
+    """Create ``path`` and its missing parents; when durable, sync the parent of each new folder."""
+    if path.is_dir():
+        return
+    missing: list[Path] = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            FS.mkdir(folder)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue  # created by a concurrent caller, which syncs its parent itself
+        if durable:
+            FS.sync_dir(folder.parent)
+
+
+def _temp_path(folder: Path) -> Path:
+    return folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+
+
+def write_temp(dir: Path, data: Buffer | Sequence[Buffer], *, durable: bool = True) -> Path:
+    """Write ``data`` to a new temporary file in the existing folder ``dir``; sync it when durable.
+    On an error the temporary file is removed."""
+    tmp = _temp_path(dir)
+    pieces = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
+    try:
+        FS.write_new(tmp, pieces, sync=durable)
+    except BaseException:
+        FS.unlink(tmp, missing_ok=True)
+        raise
+    return tmp
+
+
+def commit_temps(pairs: list[tuple[Path, Path]], *, durable: bool = True) -> None:
+    """Rename each (temp, final) pair, then sync each distinct parent folder once when durable.
+
+    If a rename fails, the temporary files not yet renamed are removed and the error is re-raised.
+    """
+    for i, (tmp, final) in enumerate(pairs):
+        try:
+            FS.replace(tmp, final)
+        except BaseException:
+            for rest, _ in pairs[i:]:
+                FS.unlink(rest, missing_ok=True)
+            raise
+    if durable:
+        for folder in dict.fromkeys(final.parent for _, final in pairs):
+            FS.sync_dir(folder)
+
+
+def atomic_write(path: Path, data: bytes | memoryview, *, durable: bool = True) -> None:
+    """Replace the content of ``path`` with ``data`` atomically (and durably unless told otherwise)."""
+    ensure_dir(path.parent, durable=durable)
+    tmp = write_temp(path.parent, data, durable=durable)
+    commit_temps([(tmp, path)], durable=durable)
+
+
+def remove_file(path: Path) -> None:
+    """Unlink ``path``; a missing file is not an error. Not synced (see the callers)."""
+    FS.unlink(path, missing_ok=True)
 
 
 def link_no_replace(tmp: Path, final: Path) -> bool:
@@ -194,29 +304,22 @@ def link_no_replace(tmp: Path, final: Path) -> bool:
     process sees either no ``final`` or the complete file. Does not sync anything: the caller makes
     the data durable before and the name durable after. On another error, ``tmp`` is left in place
     for the caller to remove."""
-    global _RENAMEAT2
-    if _RENAMEAT2 is not None:
-        rc = _RENAMEAT2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(final), _RENAME_NOREPLACE)
-        if rc == 0:
-            return True
-        err = ctypes.get_errno()
-        if err == errno.EEXIST:
-            os.unlink(tmp)
-            return False
-        if err not in _NO_RENAMEAT2:
-            raise OSError(err, os.strerror(err), str(final))
-        if err == errno.ENOSYS:
-            _RENAMEAT2 = None  # the kernel has none: do not ask again
     try:
-        os.link(tmp, final)
+        FS.rename_noreplace(tmp, final)
+        return True
     except FileExistsError:
-        os.unlink(tmp)
+        FS.unlink(tmp)
         return False
-    os.unlink(tmp)
+    except OSError as exc:
+        if exc.errno not in _NO_RENAMEAT2:
+            raise
+    try:
+        FS.link(tmp, final)
+    except FileExistsError:
+        FS.unlink(tmp)
+        return False
+    FS.unlink(tmp)
     return True
-
-
-_SYNCFS = _libc_function("syncfs", [ctypes.c_int])
 
 
 def _kernel_release() -> str:
@@ -244,15 +347,7 @@ def sync_filesystem(path: Path) -> None:
     """Flush everything dirty on the file system holding ``path`` (data, inodes and directory
     entries: renames included) with one syncfs(2). Call only when ``syncfs_usable()``; raises
     OSError when syncfs reports an error (a write to that file system was lost)."""
-    if _SYNCFS is None:
-        raise OSError(errno.ENOSYS, "syncfs is not available", str(path))
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _SYNCFS(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), str(path))
-    finally:
-        os.close(fd)
+    FS.syncfs(path)
 
 
 def remove_stale_temps(root: Path, older_than_seconds: float) -> int:
@@ -263,10 +358,10 @@ def remove_stale_temps(root: Path, older_than_seconds: float) -> int:
         for name in files:
             if not name.startswith(TEMP_PREFIX):
                 continue
-            path = os.path.join(folder, name)
+            path = Path(folder, name)
             try:
                 if os.lstat(path).st_mtime < deadline:
-                    os.unlink(path)
+                    FS.unlink(path)
                     removed += 1
             except FileNotFoundError:
                 continue  # removed or renamed concurrently

@@ -18,7 +18,8 @@ durable (its writer may not have synced it yet). ``put_many`` works in one of tw
   fdatasync it, rename without replacing, fsync the folder (also for a chunk found present).
 
 Deleting is one unlink, not synced: a deletion a crash undoes leaves a complete chunk with no row,
-which the GC's sweep finds again. Every change to the file system goes through ``common.fsutil``.
+which the GC's sweep finds again. Every change to the file system goes through ``common.fsutil`` (its
+``FS`` layer: tests/powerloss/ swaps it for a power-loss simulator).
 """
 
 from __future__ import annotations

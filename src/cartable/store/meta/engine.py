@@ -205,8 +205,12 @@ class _GroupCommit:
                 else:
                     try:
                         self.trans.commit()
-                    except Exception as exc:
+                    except BaseException as exc:
+                        # Every unit of the batch fails (none is committed), and its waiters are
+                        # told so; an interruption (not an Exception) goes on up after that.
                         self._finish_batch(exc)
+                        if not isinstance(exc, Exception):
+                            raise
                     else:
                         self._finish_batch(None)
         finally:
