@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cartable.common import fsutil
 from cartable.common.fsutil import (
     TEMP_PREFIX,
     OsFileOps,
@@ -186,3 +187,74 @@ def test_remove_stale_temps(tmp_path: Path) -> None:
     os.utime(fresh, (past + 3000, past + 3000))  # 10 minutes old
     assert remove_stale_temps(tmp_path, 300) == 1
     assert not fresh.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# OsFileOps, the production pass-through: each sync it is asked for reaches the kernel, on the
+# right file. (The power-loss simulator replaces OsFileOps, so these tests are what proves that
+# the real layer does what the simulator assumes.)
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, target: object, name: str) -> list[tuple[int, int]]:
+    seen: list[tuple[int, int]] = []
+    real = getattr(target, name)
+
+    def spy(fd: int) -> object:
+        seen.append(_identity(fd))
+        return real(fd)
+
+    monkeypatch.setattr(target, name, spy)
+    return seen
+
+
+def _id(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_write_new_fdatasyncs_the_new_file_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       sync: bool) -> None:
+    synced = _spy(monkeypatch, fsutil, "_datasync")
+    target = tmp_path / "f"
+    OsFileOps().write_new(target, [b"ab", memoryview(b"cd"), bytearray(b"e" * 100_000)], sync=sync)
+    assert target.read_bytes() == b"abcd" + b"e" * 100_000
+    assert synced == ([_id(target)] if sync else [])
+    with pytest.raises(FileExistsError):
+        OsFileOps().write_new(target, [b"x"], sync=sync)
+
+
+def test_sync_file_fsyncs_or_fdatasyncs_that_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "f"
+    target.write_bytes(b"x")
+    data = _spy(monkeypatch, fsutil, "_datasync")
+    full = _spy(monkeypatch, os, "fsync")
+    fsutil.datasync_file(target)
+    assert (data, full) == ([_id(target)], [])
+    fsutil.fsync_file(target)
+    assert (data, full) == ([_id(target)], [_id(target)])
+
+
+def test_syncfs_is_called_on_that_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _spy(monkeypatch, fsutil, "_SYNCFS")
+    fsutil.sync_filesystem(tmp_path)
+    assert seen == [_id(tmp_path)]
+
+
+def test_rename_noreplace_and_link_never_replace(tmp_path: Path) -> None:
+    ops = OsFileOps()
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b").write_bytes(b"b")
+    for do in (ops.rename_noreplace, ops.link):
+        with pytest.raises(FileExistsError):
+            do(tmp_path / "a", tmp_path / "b")
+        assert (tmp_path / "b").read_bytes() == b"b" and (tmp_path / "a").exists()
+    ops.rename_noreplace(tmp_path / "a", tmp_path / "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "c"]
+    ops.unlink(tmp_path / "missing", missing_ok=True)
+    with pytest.raises(FileNotFoundError):
+        ops.unlink(tmp_path / "missing")
