@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -71,6 +71,7 @@ class LiveServer:
     proc: subprocess.Popen[bytes] | None = None
     admin_password: str = "admin-secret-pw"
     extra_env: dict[str, str] | None = None  # CARTABLE_* settings for this server
+    serve_env: dict[str, str] = field(default_factory=dict)  # more environment for `serve` only
 
     @property
     def url(self) -> str:
@@ -86,7 +87,7 @@ class LiveServer:
         with open(self.data.parent / f"server-{self.port}.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [*cartable_exe(), "serve", "--data", str(self.data), "--port", str(self.port)],
-                env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+                env={**self.env(), **self.serve_env}, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -103,6 +104,27 @@ class LiveServer:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+
+    def start_paused_at(self, point: str, nth: int = 1) -> Path:
+        """(Re)start the server so that it freezes at the nth hit of a fault point (the
+        ``fault_pause`` setting); returns the marker file it writes when it gets there."""
+        self.stop()
+        marker = self.data.parent / f"paused-{self.port}-{point}-{nth}"
+        marker.unlink(missing_ok=True)
+        self.serve_env = {"CARTABLE_FAULT_PAUSE": f"{point}@{nth}:{marker}"}
+        self.start()
+        return marker
+
+    def kill_when_paused(self, marker: Path, timeout: float = 60) -> None:
+        """Wait (polled, with a deadline) until the server froze at its fault point, then SIGKILL
+        it there. Fails if it never got there: the kill would not land where the test means."""
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            assert self.proc is not None and self.proc.poll() is None, "the server exited before its fault point"
+            assert time.monotonic() < deadline, f"the server never reached its fault point ({marker.name})"
+            time.sleep(0.01)
+        self.kill()
+        self.serve_env = {}
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

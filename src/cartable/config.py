@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from cartable.common import faults
 from cartable.common.paths import NamePolicy
 
 __all__ = ["Settings", "SETTINGS", "load_settings", "parse_size", "parse_bool", "parse_list", "ConfigError"]
@@ -75,6 +76,17 @@ def parse_chars(value: str | list[str]) -> str:
     return str(value)
 
 
+def parse_fault_pause(value: str) -> str:
+    """'' or a fault pause as common/faults.py parse_pause reads it (checked now)."""
+    value = str(value).strip()
+    if value:
+        try:
+            faults.parse_pause(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -135,6 +147,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Nextcloud's bulk upload (many small files per request): auto offers it to every client but "
             "desktop clients older than 3.9, which abort on empty files; true offers it to all; false serves "
             "and offers none."),
+    Setting("fault_pause", parse_fault_pause, "",
+            "Crash tests only: POINT[@N]:/path: at the N-th hit of that fault point, write /path and stop."),
 )
 
 
@@ -173,6 +187,7 @@ class Settings:
     forbidden_filename_extensions: tuple[str, ...]
     windows_compatible_names: bool
     bulk_upload: str
+    fault_pause: str
 
     @property
     def name_policy(self) -> NamePolicy:

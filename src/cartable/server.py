@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from cartable import nextcloud, startup
+from cartable.common import faults
 from cartable.config import Settings
 from cartable.core import gc
 from cartable.core.auth import Authenticator, ThrottlePolicy, purge_counters
@@ -110,6 +111,8 @@ class CartableApp:
 def build_app(settings: Settings, core: Core | None = None) -> AccessLog:
     """The whole ASGI app: the adapters behind the request log (http.accesslog)."""
     core = core or open_core(settings)
+    if settings.fault_pause:
+        faults.arm_pause(settings.fault_pause)  # crash tests: freeze at that step, to be killed there
     policy = ThrottlePolicy(failure_cost=settings.login_failure_decay_seconds,
                             max_per_user=settings.login_max_failures_per_user,
                             max_per_address=settings.login_max_failures_per_address,

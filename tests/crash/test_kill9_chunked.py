@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: EUPL-1.2
 """Chunked uploads (/remote.php/dav/uploads/) under the failures DESIGN.md names: a kill -9 while
-parts arrive and while the final MOVE assembles them, a connection dropped in the middle of a
-part, and two clients assembling onto the same file at once. After each: every acknowledged part
+a part arrives and while the final MOVE assembles them (each kill lands at a named step: the
+server is started with a fault pause and killed once it froze there), and two clients assembling
+onto the same file at once. After each: every acknowledged part
 is listed and resumable, the assembled file is whole or absent (never a mix), fsck is clean."""
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-import socket
 import threading
-from base64 import b64encode
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -45,45 +45,51 @@ def fsck_clean(srv: LiveServer) -> None:
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
 
 
-def test_kill9_while_parts_arrive_then_resume(live_server: LiveServer) -> None:
+def test_kill9_while_a_part_arrives_then_resume(live_server: LiveServer) -> None:
+    """The server is killed while a part streams in, right after the first chunks of that part
+    were made durable (fault point writes.after_put): the part is not listed afterwards, the parts
+    acknowledged before are, and the upload resumes from that listing."""
     rng = random.Random(7)
-    parts = [rng.randbytes(6 * MiB) for _ in range(6)]
+    sizes = [6 * MiB] * 3 + [40 * MiB] + [6 * MiB] * 2  # the fourth part flushes chunks mid-body
+    parts = [rng.randbytes(n) for n in sizes]
     whole = b"".join(parts)
-    acked: list[int] = []
+    names = [f"{i:016d}" for i in range(len(parts))]
     with client(live_server) as c:
         assert c.request("MKCOL", f"{UP}/4242", headers={"OC-Total-Length": str(len(whole))}).status_code == 201
         for i in range(3):
-            r = c.put(f"{UP}/4242/{i:016d}", content=parts[i], headers={"OC-Chunk-Offset": str(i * 6 * MiB)})
-            assert r.status_code == 201
-            acked.append(i)
-
-    # The fourth part is killed mid-body: it must not be listed afterwards.
-    def send_half() -> None:
-        with socket.create_connection(("127.0.0.1", live_server.port)) as s:
-            auth = b64encode(f"alice:{PASSWORD}".encode()).decode()
-            s.sendall((f"PUT {UP}/4242/{3:016d} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
-                       f"Content-Length: {len(parts[3])}\r\n\r\n").encode())
-            s.sendall(parts[3][: 4 * MiB])
-            killed.wait(30)
-
+            assert c.put(f"{UP}/4242/{names[i]}", content=parts[i]).status_code == 201
+    marker = live_server.start_paused_at("writes.after_put")
     killed = threading.Event()
-    t = threading.Thread(target=send_half)
+    outcome: list[object] = []
+
+    def body() -> Iterator[bytes]:
+        data = parts[3]
+        for off in range(0, len(data) - MiB, MiB):
+            yield data[off:off + MiB]
+        killed.wait(120)  # the last MiB is never sent before the kill: the body never ends
+        yield data[len(data) - MiB:]
+
+    def send() -> None:
+        try:
+            with client(live_server) as c2:
+                outcome.append(c2.put(f"{UP}/4242/{names[3]}", content=body()))
+        except Exception as exc:  # examined below
+            outcome.append(exc)
+
+    t = threading.Thread(target=send, daemon=True)
     t.start()
-    # Wait until the server has started writing that part's chunks, then kill it.
-    deadline = 50
-    while deadline and not any((live_server.data / "chunks").rglob(".tmp-*")) and t.is_alive():
-        deadline -= 1
-        threading.Event().wait(0.05)
-    live_server.kill()
+    live_server.kill_when_paused(marker)
     killed.set()
-    t.join()
+    t.join(60)
+    assert not t.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], httpx.TransportError), outcome
     live_server.start()
 
     with client(live_server) as c:
         listed = parts_listed(c, "4242")
-        assert listed == {f"{i:016d}": 6 * MiB for i in acked}, listed  # resume from what is listed
-        for i in range(3, 6):
-            assert c.put(f"{UP}/4242/{i:016d}", content=parts[i]).status_code == 201
+        assert listed == {names[i]: sizes[i] for i in range(3)}, listed  # resume from what is listed
+        for i in range(3, len(parts)):
+            assert c.put(f"{UP}/4242/{names[i]}", content=parts[i]).status_code == 201
         r = c.request("MOVE", f"{UP}/4242/.file",
                       headers={"Destination": f"{DAV}/resumed.bin", "OC-Total-Length": str(len(whole))})
         assert r.status_code == 201, r.text
@@ -93,7 +99,13 @@ def test_kill9_while_parts_arrive_then_resume(live_server: LiveServer) -> None:
     fsck_clean(live_server)
 
 
-def test_kill9_during_assembly_leaves_old_or_new(live_server: LiveServer) -> None:
+@pytest.mark.parametrize(("point", "survives"), [("writes.commit.before_commit", "old"),
+                                                 ("writes.commit.after_commit", "new")])
+def test_kill9_during_assembly_leaves_old_or_new(live_server: LiveServer, point: str, survives: str) -> None:
+    """The server is killed inside the assembly's commit transaction (before it commits: the old
+    content and the staged upload survive, and the MOVE can be retried) or just after it committed
+    and before it answered (the new content survives, the staging is gone). The MOVE is never
+    answered either way."""
     rng = random.Random(8)
     old = rng.randbytes(3 * MiB)
     new_parts = [rng.randbytes(8 * MiB) for _ in range(8)]
@@ -103,29 +115,35 @@ def test_kill9_during_assembly_leaves_old_or_new(live_server: LiveServer) -> Non
         assert c.request("MKCOL", f"{UP}/99").status_code == 201
         for i, p in enumerate(new_parts):
             assert c.put(f"{UP}/99/{i + 1:05d}", content=p).status_code == 201
+    marker = live_server.start_paused_at(point)
+    outcome: list[object] = []
 
     def assemble() -> None:
         try:
             with client(live_server) as c2:
-                c2.request("MOVE", f"{UP}/99/.file", headers={"Destination": f"{DAV}/target.bin",
-                                                              "OC-Checksum": f"SHA1:{hashlib.sha1(new).hexdigest()}"})
-        except httpx.TransportError:
-            pass
+                outcome.append(c2.request("MOVE", f"{UP}/99/.file", headers={
+                    "Destination": f"{DAV}/target.bin", "OC-Checksum": f"SHA1:{hashlib.sha1(new).hexdigest()}"}))
+        except Exception as exc:  # examined below
+            outcome.append(exc)
 
-    t = threading.Thread(target=assemble)
+    t = threading.Thread(target=assemble, daemon=True)
     t.start()
-    threading.Event().wait(0.15)  # the checksum pass reads 64 MiB back: the kill lands inside it
-    live_server.kill()
-    t.join()
+    live_server.kill_when_paused(marker)
+    t.join(60)
+    assert not t.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], httpx.TransportError), outcome
     live_server.start()
     with client(live_server) as c:
         got = c.get(f"{DAV}/target.bin").content
-        assert got in (old, new), "the file is neither the old nor the new content"
-        if got == old:  # not committed: the staged parts are still there and the MOVE can be retried
-            assert len(parts_listed(c, "99")) == 8
+        if survives == "old":
+            assert got == old, "the assembly was visible although it never committed"
+            assert len(parts_listed(c, "99")) == 8  # still staged: the MOVE can be retried
             r = c.request("MOVE", f"{UP}/99/.file", headers={"Destination": f"{DAV}/target.bin"})
             assert r.status_code == 204, r.text
             assert c.get(f"{DAV}/target.bin").content == new
+        else:
+            assert got == new, "a committed assembly was lost"
+            assert c.request("PROPFIND", f"{UP}/99/", headers={"Depth": "0"}).status_code == 404
     fsck_clean(live_server)
 
 

@@ -13,21 +13,31 @@ Every point is declared in ``POINTS`` (``arm`` refuses an unknown name, and a te
 declared name is used in the source and reached by the fault tests). Actions run in the thread
 that hits the point; they must not take the metadata write lock when the point sits inside a
 write transaction (names ending in ``before_commit``, ``after_select``, ``after_delete_bytes``).
+
+Crash tests of a real server process use ``arm_pause`` (the ``fault_pause`` setting): at the
+chosen hit of a point the process writes a marker file and stops there, so the test kills it with
+SIGKILL exactly at that step instead of after a guessed delay.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["POINTS", "SimulatedCrash", "arm", "armed", "crash", "disarm", "disarm_all", "hit"]
+from cartable.common import fsutil
+
+__all__ = ["POINTS", "SimulatedCrash", "arm", "arm_pause", "armed", "crash", "disarm", "disarm_all", "hit",
+           "parse_pause"]
 
 POINTS: tuple[str, ...] = (
     # core/writes.py: ContentWriter and commit_version
     "writes.after_claim",            # a batch's chunks are claimed (committed), bytes not yet written
     "writes.after_put",              # a batch's bytes are durable, nothing references them yet
     "writes.commit.before_commit",   # the version's transaction did everything but commit
+    "writes.commit.after_commit",    # the version is committed; the caller has not answered yet
     # store/blobs/local.py: put_many, batch mode (one syncfs for data, one for names)
     "blobs.put.batch.after_temps",   # temporary files written, not synced
     "blobs.put.batch.after_data_sync",
@@ -111,3 +121,39 @@ def armed(name: str, action: Callable[[], None] = crash, *, times: int | None = 
         yield
     finally:
         disarm(name)
+
+
+_PAUSE = re.compile(r"(?P<point>[a-z_.]+)(?:@(?P<nth>[1-9][0-9]*))?:(?P<marker>/.+)")
+
+
+def parse_pause(spec: str) -> tuple[str, int, Path]:
+    """'POINT[@N]:/absolute/marker' -> (point, N (default 1), marker); ValueError if malformed."""
+    m = _PAUSE.fullmatch(spec)
+    if m is None or m["point"] not in _KNOWN:
+        raise ValueError(f"{spec!r} is not POINT[@N]:/absolute/path with POINT one of common/faults.py POINTS")
+    return m["point"], int(m["nth"] or 1), Path(m["marker"])
+
+
+def arm_pause(spec: str) -> None:
+    """At the N-th hit of the point (see parse_pause), write the marker file (its text: the point's
+    name) and block that thread for ever: the process is frozen at that step until it is killed."""
+    point, nth, marker = parse_pause(spec)
+
+    def pause() -> None:
+        fsutil.atomic_write(marker, point.encode(), durable=False)
+        threading.Event().wait()
+
+    arm(point, pause if nth == 1 else _at_hit(nth, pause))
+
+
+def _at_hit(nth: int, action: Callable[[], None]) -> Callable[[], None]:
+    seen = [0]
+
+    def counted() -> None:
+        with _lock:
+            seen[0] += 1
+            due = seen[0] == nth
+        if due:
+            action()
+
+    return counted

@@ -284,6 +284,7 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
         result = batch.install(item, stage)
         batch.finish()
         hit("writes.commit.before_commit")
+    hit("writes.commit.after_commit")
     return result
 
 
@@ -328,6 +329,7 @@ def commit_versions(core: Core, op: Op, items: Sequence[PendingVersion]) -> list
                     savepoint.commit()
         batch.finish()
         hit("writes.commit.before_commit")
+    hit("writes.commit.after_commit")
     return results
 
 
