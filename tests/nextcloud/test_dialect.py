@@ -69,7 +69,7 @@ def test_capabilities_v1_v2_json_and_xml(client: TestClient) -> None:
 
 def test_cloud_user_and_unauthenticated(client: TestClient, core: Core) -> None:
     accounts.set_quota(core, "alice", 10_000)
-    client.put(f"{DAV}/a.txt", content=b"x" * 1000)
+    assert client.put(f"{DAV}/a.txt", content=b"x" * 1000).status_code == 201
     data = client.get("/ocs/v1.php/cloud/user?format=json").json()["ocs"]["data"]
     assert data["id"] == "alice"
     assert data["quota"]["used"] == 1000 and data["quota"]["total"] == 10_000 and data["quota"]["free"] == 9000
@@ -79,9 +79,9 @@ def test_cloud_user_and_unauthenticated(client: TestClient, core: Core) -> None:
 
 
 def test_desktop_propfind_properties(client: TestClient) -> None:
-    client.request("MKCOL", f"{DAV}/Docs")
+    assert client.request("MKCOL", f"{DAV}/Docs").status_code == 201
     sha1 = "SHA1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
-    client.put(f"{DAV}/Docs/a b.txt", content=b"hello", headers={"OC-Checksum": sha1})
+    assert client.put(f"{DAV}/Docs/a b.txt", content=b"hello", headers={"OC-Checksum": sha1}).status_code == 201
     listing = props(client, f"{DAV}/")
     root = listing[f"{DAV}/"]
     assert root[f"{OC}permissions"] == "GDNVCK"
@@ -116,7 +116,7 @@ def test_oc_headers_mtime_and_ids(client: TestClient) -> None:
 def test_checksum_header_and_patch_recalculation(client: TestClient) -> None:
     data = b"some content" * 1000
     sha1 = hashlib.sha1(data).hexdigest()
-    client.put(f"{DAV}/c.bin", content=data, headers={"OC-Checksum": f"SHA1:{sha1}"})
+    assert client.put(f"{DAV}/c.bin", content=data, headers={"OC-Checksum": f"SHA1:{sha1}"}).status_code == 201
     assert client.get(f"{DAV}/c.bin").headers["OC-Checksum"] == f"SHA1:{sha1}"
     r = client.request("PATCH", f"{DAV}/c.bin", headers={"X-Recalculate-Hash": "MD5"})
     assert r.status_code == 204 and r.headers["OC-Checksum"] == f"MD5:{hashlib.md5(data).hexdigest()}"
@@ -126,7 +126,7 @@ def test_checksum_header_and_patch_recalculation(client: TestClient) -> None:
 
 
 def test_favorite_is_settable(client: TestClient) -> None:
-    client.put(f"{DAV}/fav.txt", content=b"x")
+    assert client.put(f"{DAV}/fav.txt", content=b"x").status_code == 201
     body = (b'<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">'
             b"<d:set><d:prop><oc:favorite>1</oc:favorite></d:prop></d:set></d:propertyupdate>")
     assert client.request("PROPPATCH", f"{DAV}/fav.txt", content=body).status_code == 207

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from cartable.core.context import Core
 from cartable.server import build_app, open_core
 from cartable.store.meta.schema import login_flows, meta_kv
 from tests.conftest import DAV, PASSWORD, make_settings
+from tests.core.conftest import FakeClock
 
 CLIENT_UA = "Mozilla/5.0 (Linux) mirall/3.7.3 (Nextcloud, debian-6.1 ClientArchitecture: x86_64)"
 STATE = re.compile(r'name="state" value="([^"]+)"')
@@ -132,9 +132,12 @@ def test_grant_needs_a_valid_state_token(client: TestClient, core: Core) -> None
 
 
 def test_expired_flow_is_refused(client: TestClient, core: Core) -> None:
+    clock = core.clock = FakeClock()
     flow = init(client)
-    state = log_in(client, flow)
-    core.clock = lambda: time.time() + 21 * 60
+    clock.advance(login_flow.FLOW_LIFETIME - 1)
+    assert client.get(flow.login_path, auth=None).status_code == 200  # one second before: still open
+    state = log_in(client, flow)  # a fresh state token: only the flow's age can refuse the grant
+    clock.advance(1)  # exactly FLOW_LIFETIME after the flow started
     r = client.get(flow.login_path, auth=None)
     assert r.status_code == 403 and "expired" in r.text
     assert grant(client, flow, state) == 403
@@ -143,10 +146,14 @@ def test_expired_flow_is_refused(client: TestClient, core: Core) -> None:
 
 
 def test_granted_but_expired_flow_is_not_polled(client: TestClient, core: Core) -> None:
-    flow = init(client)
-    assert grant(client, flow, log_in(client, flow)) == 200
-    core.clock = lambda: time.time() + 21 * 60
-    assert poll(client, flow) == (404, [])
+    clock = core.clock = FakeClock()
+    early, late = init(client), init(client)
+    assert grant(client, early, log_in(client, early)) == 200
+    assert grant(client, late, log_in(client, late)) == 200
+    clock.advance(login_flow.FLOW_LIFETIME - 1)
+    assert poll(client, early)[0] == 200  # one second before it expires
+    clock.advance(1)
+    assert poll(client, late) == (404, [])
 
 
 def test_database_holds_only_a_sealed_password(client: TestClient, core: Core) -> None:
@@ -207,9 +214,11 @@ def test_unknown_tokens(client: TestClient) -> None:
 
 
 def test_purge_expired_deletes_only_expired_flows(client: TestClient, core: Core) -> None:
+    clock = core.clock = FakeClock()
     init(client)
+    clock.advance(login_flow.FLOW_LIFETIME - 1)
     assert login_flow.purge_expired(core) == 0
-    core.clock = lambda: time.time() + 21 * 60
+    clock.advance(1)
     assert login_flow.purge_expired(core) == 1
     with core.db.read() as tx:
         assert tx.execute(select(login_flows)).first() is None

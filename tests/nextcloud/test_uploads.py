@@ -102,9 +102,9 @@ def test_numeric_order_when_names_are_digits(client: TestClient, core: Core) -> 
 
 
 def test_tiny_upload_stays_inline(client: TestClient, core: Core) -> None:
-    client.request("MKCOL", f"{UP}/t")
-    client.put(f"{UP}/t/1", content=b"hello ")
-    client.put(f"{UP}/t/2", content=b"world")
+    assert client.request("MKCOL", f"{UP}/t").status_code == 201
+    assert client.put(f"{UP}/t/1", content=b"hello ").status_code == 201
+    assert client.put(f"{UP}/t/2", content=b"world").status_code == 201
     before = blob_count(core)
     r = client.request("MOVE", f"{UP}/t/.file", headers={"Destination": f"{DAV}/t.txt", "OC-Total-Length": "11"})
     assert r.status_code == 201
@@ -145,10 +145,10 @@ def test_resume_from_propfind_listing(client: TestClient, core: Core, big: bytes
 
 def test_replaced_part_wins_and_releases_old_chunks(client: TestClient, core: Core) -> None:
     a, b = random.Random(1).randbytes(MIB), random.Random(2).randbytes(MIB)
-    client.request("MKCOL", f"{UP}/x")
-    client.put(f"{UP}/x/0", content=a)
+    assert client.request("MKCOL", f"{UP}/x").status_code == 201
+    assert client.put(f"{UP}/x/0", content=a).status_code == 201
     clean(core)
-    client.put(f"{UP}/x/0", content=b)  # retried after an error: same name, other bytes
+    assert client.put(f"{UP}/x/0", content=b).status_code == 201  # retried after an error: same name, other bytes
     clean(core)
     assert client.request("MOVE", f"{UP}/x/.file", headers={"Destination": f"{DAV}/x.bin"}).status_code == 201
     assert client.get(f"{DAV}/x.bin").content == b
@@ -214,9 +214,9 @@ def test_quota_at_mkcol_and_at_assembly(client: TestClient, core: Core) -> None:
 
 
 def test_delete_releases_references(client: TestClient, core: Core) -> None:
-    client.request("MKCOL", f"{UP}/d")
+    assert client.request("MKCOL", f"{UP}/d").status_code == 201
     for i in range(3):
-        client.put(f"{UP}/d/{i}", content=random.Random(10 + i).randbytes(MIB))
+        assert client.put(f"{UP}/d/{i}", content=random.Random(10 + i).randbytes(MIB)).status_code == 201
     with core.db.read() as tx:
         assert all(rc == 1 for _d, _s, _st, rc in content.iter_chunks(tx))
     clean(core)
@@ -233,7 +233,7 @@ def test_unknown_upload_and_methods(client: TestClient, core: Core) -> None:
     assert client.request("MOVE", f"{UP}/nope/.file", headers={"Destination": f"{DAV}/z"}).status_code == 404
     assert client.request("MKCOL", f"{UP}/dup").status_code == 201
     assert client.request("MKCOL", f"{UP}/dup").status_code == 405
-    client.put(f"{UP}/dup/0", content=b"abc")
+    assert client.put(f"{UP}/dup/0", content=b"abc").status_code == 201
     assert client.get(f"{UP}/dup/0").status_code == 405
     assert client.request("MOVE", f"{UP}/dup/.file").status_code == 400  # no Destination
     r = client.request("MOVE", f"{UP}/dup/.file", headers={"Destination": "/remote.php/dav/files/bob/z"})
@@ -242,9 +242,9 @@ def test_unknown_upload_and_methods(client: TestClient, core: Core) -> None:
 
 
 def test_assembly_copies_no_bytes(client: TestClient, core: Core, big: bytes) -> None:
-    client.request("MKCOL", f"{UP}/nc")
+    assert client.request("MKCOL", f"{UP}/nc").status_code == 201
     for off, piece in split(big, 5 * MIB):
-        client.put(f"{UP}/nc/{off:016d}", content=piece)
+        assert client.put(f"{UP}/nc/{off:016d}", content=piece).status_code == 201
     before = blob_count(core)
     r = client.request("MOVE", f"{UP}/nc/.file", headers={"Destination": f"{DAV}/nc.bin"})
     assert r.status_code == 201
@@ -256,7 +256,7 @@ def test_assembly_copies_no_bytes(client: TestClient, core: Core, big: bytes) ->
 def test_other_user_is_forbidden(client: TestClient, core: Core) -> None:
     accounts.create_user(core, "bob", "bob-secret-pw-1")
     assert client.request("MKCOL", f"{UP}/secret").status_code == 201
-    client.put(f"{UP}/secret/0", content=b"alice's")
+    assert client.put(f"{UP}/secret/0", content=b"alice's").status_code == 201
     bob = ("bob", "bob-secret-pw-1")
     assert client.request("PROPFIND", f"{UP}/secret", auth=bob).status_code == 403
     assert client.put(f"{UP}/secret/1", content=b"x", auth=bob).status_code == 403
@@ -340,8 +340,8 @@ def test_zero_bytes_and_overwrite_f(client: TestClient, core: Core) -> None:
     assert client.request("MKCOL", f"{UP}/z", headers={"OC-Total-Length": "0"}).status_code == 201
     r = client.request("MOVE", f"{UP}/z/.file", headers={"Destination": f"{DAV}/empty", "OC-Total-Length": "0"})
     assert r.status_code == 201 and client.get(f"{DAV}/empty").content == b""
-    client.request("MKCOL", f"{UP}/o")
-    client.put(f"{UP}/o/0", content=b"new")
+    assert client.request("MKCOL", f"{UP}/o").status_code == 201
+    assert client.put(f"{UP}/o/0", content=b"new").status_code == 201
     r = client.request("MOVE", f"{UP}/o/.file", headers={"Destination": f"{DAV}/empty", "Overwrite": "F"})
     assert r.status_code == 412 and client.get(f"{DAV}/empty").content == b""
     r = client.request("MOVE", f"{UP}/o/.file", headers={"Destination": f"{DAV}/empty", "Overwrite": "T"})
