@@ -88,10 +88,10 @@ class InlineExecutor:
     """Stands for the write path's background writer pool: runs each job at once, so that step k
     is the same step in every run (each thread's own protocol is unchanged)."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         fut: Future[Any] = Future()
         try:
-            fut.set_result(fn(*args))
+            fut.set_result(fn(*args, **kwargs))
         except BaseException as exc:  # PowerCut included: the caller meets it in result()
             fut.set_exception(exc)
         return fut
