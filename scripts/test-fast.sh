@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: EUPL-1.2
-# Inner-loop tests: everything except slow, interop and crash tests.
+# Inner-loop tests: everything except slow, interop, crash and power-loss tests (scripts/test.sh runs all).
 #   scripts/test-fast.sh [extra pytest args...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-exec scripts/test.sh -m "not slow and not interop and not crash" "$@"
+exec scripts/test.sh -m "not slow and not interop and not crash and not powerloss" "$@"

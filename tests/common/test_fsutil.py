@@ -4,6 +4,7 @@ every change goes through."""
 
 from __future__ import annotations
 
+import ast
 import errno
 import os
 import stat
@@ -258,3 +259,31 @@ def test_rename_noreplace_and_link_never_replace(tmp_path: Path) -> None:
     ops.unlink(tmp_path / "missing", missing_ok=True)
     with pytest.raises(FileNotFoundError):
         ops.unlink(tmp_path / "missing")
+
+
+# pathlib.Path methods that change files, with their number of positional arguments.
+PATH_METHODS = {"mkdir": 0, "touch": 0, "unlink": 0, "rmdir": 0, "write_bytes": 1, "write_text": 1,
+                "rename": 1, "replace": 1, "hardlink_to": 1, "symlink_to": 1}
+
+
+def test_every_change_to_the_data_folder_goes_through_fsutil_fs() -> None:
+    """No module of cartable, apart from fsutil's pass-through, calls an operation that changes
+    files directly (SQLite's own files are SQLite's business)."""
+    src = Path(__file__).parents[2] / "src" / "cartable"
+    changing = {"open", "mkdir", "makedirs", "rename", "replace", "link", "symlink", "unlink", "remove",
+                "rmdir", "removedirs", "fsync", "fdatasync", "write_bytes", "write_text", "touch", "rmtree",
+                "copy", "copy2", "copyfile", "copytree", "move", "truncate", "writev", "write", "utime"}
+    offenders = []
+    for path in src.rglob("*.py"):
+        if path.name == "fsutil.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value
+                if node.func.attr in changing and isinstance(owner, ast.Name) and owner.id in ("os", "shutil"):
+                    offenders.append(f"{path.relative_to(src)}:{node.lineno} {owner.id}.{node.func.attr}")
+                elif PATH_METHODS.get(node.func.attr) == len(node.args):  # pathlib's, by their arity
+                    offenders.append(f"{path.relative_to(src)}:{node.lineno} .{node.func.attr}()")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
+                offenders.append(f"{path.relative_to(src)}:{node.lineno} open()")
+    assert offenders == [], "file changes outside fsutil.FS: " + ", ".join(offenders)

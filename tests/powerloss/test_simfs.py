@@ -1,12 +1,10 @@
 # SPDX-License-Identifier: EUPL-1.2
 """The simulator itself: it keeps exactly what a sync made durable, no less and no more, so that
-the power-loss tests can fail for the right reasons. Also: every file operation of cartable goes
-through fsutil.FS (a test walks the source for direct calls)."""
+the power-loss tests can fail for the right reasons. (That every file operation of cartable goes
+through fsutil.FS is checked by tests/common/test_fsutil.py, which walks the source.)"""
 
 from __future__ import annotations
 
-import ast
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -155,32 +153,3 @@ def test_link_fallback_when_the_file_system_has_no_renameat2(root: Path) -> None
         "create", "fdatasync", "rename-noreplace", "link", "unlink"]
     crash(sim)
     assert files(root) == {"d/old": b"old content", "d/new": DATA}
-
-
-# pathlib.Path methods that change files, with their number of positional arguments.
-PATH_METHODS = {"mkdir": 0, "touch": 0, "unlink": 0, "rmdir": 0, "write_bytes": 1, "write_text": 1,
-                "rename": 1, "replace": 1, "hardlink_to": 1, "symlink_to": 1}
-
-
-def test_every_change_to_the_data_folder_goes_through_fsutil_fs() -> None:
-    """No module of cartable, apart from fsutil's pass-through, calls an operation that changes
-    files directly (SQLite's own files are SQLite's business)."""
-    src = Path(__file__).parents[2] / "src" / "cartable"
-    changing = {"open", "mkdir", "makedirs", "rename", "replace", "link", "symlink", "unlink", "remove",
-                "rmdir", "removedirs", "fsync", "fdatasync", "write_bytes", "write_text", "touch", "rmtree",
-                "copy", "copy2", "copyfile", "copytree", "move", "truncate", "writev", "write", "utime"}
-    offenders = []
-    for path in src.rglob("*.py"):
-        if path.name == "fsutil.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                owner = node.func.value
-                if node.func.attr in changing and isinstance(owner, ast.Name) and owner.id in ("os", "shutil"):
-                    offenders.append(f"{path.relative_to(src)}:{node.lineno} {owner.id}.{node.func.attr}")
-                elif PATH_METHODS.get(node.func.attr) == len(node.args):  # pathlib's, by their arity
-                    offenders.append(f"{path.relative_to(src)}:{node.lineno} .{node.func.attr}()")
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
-                offenders.append(f"{path.relative_to(src)}:{node.lineno} open()")
-    assert offenders == [], "file changes outside fsutil.FS: " + ", ".join(offenders)
-    assert os.path.basename(fsutil.__file__) == "fsutil.py"
