@@ -33,7 +33,7 @@ def test_one_line_per_request_with_who_what_and_how_long(client: TestClient,
     r = client.put(DAV + "/a%20b.txt?token=query-secret-123", content=b"hello",
                    headers={"X-Request-ID": "req-42"})
     assert r.status_code == 201
-    client.get(DAV + "/a%20b.txt")
+    assert client.get(DAV + "/a%20b.txt").status_code == 200
     (put, get) = lines(caplog)
     text, data = both_formats(put)
     assert data["method"] == "PUT" and data["path"] == "/remote.php/dav/files/alice/a%20b.txt"
@@ -54,14 +54,16 @@ def test_credentials_and_tokens_never_reach_the_log(client: TestClient, core: Co
                                                     caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     token = accounts.create_app_password(core, "alice", "laptop")
-    client.request("PROPFIND", DAV + "/", headers={"Depth": "0", "Authorization": f"Bearer {token}"}, auth=None)
-    client.request("PROPFIND", DAV + "/", headers={"Depth": "0"}, auth=("alice", "wrong-" + PASSWORD))
+    assert client.request("PROPFIND", DAV + "/", headers={"Depth": "0", "Authorization": f"Bearer {token}"},
+                          auth=None).status_code == 207
+    assert client.request("PROPFIND", DAV + "/", headers={"Depth": "0"},
+                          auth=("alice", "wrong-" + PASSWORD)).status_code == 401
     r = client.post("/index.php/login/v2", auth=None)
     login_url, poll_token = r.json()["login"], r.json()["poll"]["token"]
     login_token = login_url.rsplit("/", 1)[1]
-    client.get(login_url, auth=None)
-    client.post(login_url, data={"user": "alice", "password": PASSWORD}, auth=None)
-    client.post("/index.php/login/v2/poll", data={"token": poll_token}, auth=None)
+    assert client.get(login_url, auth=None).status_code == 200
+    assert client.post(login_url, data={"user": "alice", "password": PASSWORD}, auth=None).status_code == 200
+    assert client.post("/index.php/login/v2/poll", data={"token": poll_token}, auth=None).status_code == 404
     everything = "\n".join(TextFormatter().format(r) + JsonFormatter().format(r) for r in caplog.records
                            if r.name.startswith("cartable"))  # (httpx logs the test client's URLs)
     for secret in (token, PASSWORD, login_token, poll_token):
@@ -75,7 +77,7 @@ def test_credentials_and_tokens_never_reach_the_log(client: TestClient, core: Co
 
 def test_a_hostile_path_cannot_forge_a_log_line(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="cartable.access")
-    client.get(DAV + '/x%0A1.2.3.4 - "GET /admin" 200', auth=None)
+    assert client.get(DAV + '/x%0A1.2.3.4 - "GET /admin" 200', auth=None).status_code == 401
     (record,) = lines(caplog)
     text, data = both_formats(record)
     assert "\n" not in text and '"GET /admin"' not in text

@@ -4,10 +4,10 @@ permissions, and the database, each failure turned into ONE line that says what 
 
 - ``listen(host, port)`` binds the socket first, so that nothing is created (and no admin
   password printed) by a server that cannot listen.
-- ``prepare_folders(settings)`` creates the data folder 0700 and the chunk folder 0700, checks
-  that both are writable (by writing a file, which also catches read-only file systems), and makes
-  the SQLite database file 0600 before SQLite creates it (its -wal and -shm files take the same
-  mode). A data folder, chunk folder or database file that other users of the machine can read is
+- ``prepare_folders(settings)`` creates the data folder 0700 and the chunk folder 0700 (durably,
+  through ``fsutil`` like every change to the data folder), checks that both are writable (by
+  writing a file, which also catches read-only file systems), and makes the SQLite database file
+  0600 before SQLite creates it (its -wal and -shm files take the same mode). A data folder, chunk folder or database file that other users of the machine can read is
   fixed (their permissions are removed) and a warning says so: cartable is their only reader.
 - ``open_database(settings)`` opens and migrates the database.
 
@@ -22,12 +22,12 @@ import logging
 import os
 import socket
 import stat
-import tempfile
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
+from cartable.common import fsutil
 from cartable.config import Settings
 from cartable.store.meta.engine import MetaDB
 from cartable.store.meta.errors import MigrationRefused
@@ -87,12 +87,11 @@ def _folder(path: Path, what: str, fix: str) -> None:
     if is_file:
         raise StartupError(f"cannot start: the {what} {path} is a file, not a folder; {fix}")
     try:
-        path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        fsutil.ensure_dir(path, mode=FOLDER_MODE)  # durable: the folder's entry is synced
     except OSError as exc:
         raise StartupError(f"cannot start: cannot create the {what} {path} ({_reason(exc)}); {fix}") from None
     try:
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".cartable-write-test-"):
-            pass
+        fsutil.remove_file(fsutil.write_temp(path, b"", durable=False))
     except OSError as exc:
         raise StartupError(f"cannot start: the {what} {path} is not writable ({_reason(exc)}); give the user "
                            f"running cartable write access to it, or {fix}") from None

@@ -45,9 +45,9 @@ class Recording(OsFileOps):
         self._rec("sync_dir", path)
         super().sync_dir(path)
 
-    def mkdir(self, path: Path) -> None:
+    def mkdir(self, path: Path, mode: int = 0o777) -> None:
         self._rec("mkdir", path)
-        super().mkdir(path)
+        super().mkdir(path, mode)
 
     def replace(self, src: Path, dst: Path) -> None:
         self._rec("replace", dst)
@@ -261,6 +261,10 @@ def test_rename_noreplace_and_link_never_replace(tmp_path: Path) -> None:
         ops.unlink(tmp_path / "missing")
 
 
+# Direct changes that are not the data folder's content, each with its reason.
+ALLOWED = {
+    "startup.py os.open": "creates SQLite's (empty) database file with its mode: SQLite's files are SQLite's",
+}
 # pathlib.Path methods that change files, with their number of positional arguments.
 PATH_METHODS = {"mkdir": 0, "touch": 0, "unlink": 0, "rmdir": 0, "write_bytes": 1, "write_text": 1,
                 "rename": 1, "replace": 1, "hardlink_to": 1, "symlink_to": 1}
@@ -286,4 +290,6 @@ def test_every_change_to_the_data_folder_goes_through_fsutil_fs() -> None:
                     offenders.append(f"{path.relative_to(src)}:{node.lineno} .{node.func.attr}()")
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
                 offenders.append(f"{path.relative_to(src)}:{node.lineno} open()")
+    offenders = [o for o in offenders if o.split(" ", 1)[0].rsplit(":", 1)[0] + " " + o.split(" ", 1)[1]
+                 not in ALLOWED]
     assert offenders == [], "file changes outside fsutil.FS: " + ", ".join(offenders)

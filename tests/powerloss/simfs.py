@@ -215,12 +215,12 @@ class SimFS:
             for ino in self._inodes:
                 ino.synced = True
 
-    def mkdir(self, path: Path) -> None:
+    def mkdir(self, path: Path, mode: int = 0o777) -> None:
         if not self._tracked(path):
-            return self._os.mkdir(path)
+            return self._os.mkdir(path, mode)
         with self._lock:
             self._step(f"mkdir {self._rel(path)}")
-            os.mkdir(path)
+            os.mkdir(path, mode)
             self._record(path.parent, _Change(path.parent, path.name, DIR))
 
     def _move(self, src: Path, dst: Path, what: str, do: Callable[[Path, Path], None]) -> None:

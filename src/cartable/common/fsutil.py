@@ -87,8 +87,9 @@ class FileOps(Protocol):
         """syncfs(2) on the file system holding the folder ``path``: everything written to it
         before becomes durable. OSError when it reports a lost write (or does not exist)."""
 
-    def mkdir(self, path: Path) -> None:
-        """Create one folder (FileExistsError if it exists); its entry is not synced."""
+    def mkdir(self, path: Path, mode: int = 0o777) -> None:
+        """Create one folder (FileExistsError if it exists; ``mode`` as for os.mkdir, the umask
+        applies); its entry is not synced."""
 
     def replace(self, src: Path, dst: Path) -> None:
         """rename(2): ``src`` takes the name ``dst``, replacing what was there."""
@@ -149,8 +150,8 @@ class OsFileOps:
         finally:
             os.close(fd)
 
-    def mkdir(self, path: Path) -> None:
-        os.mkdir(path)
+    def mkdir(self, path: Path, mode: int = 0o777) -> None:
+        os.mkdir(path, mode)
 
     def replace(self, src: Path, dst: Path) -> None:
         os.replace(src, dst)
@@ -230,8 +231,9 @@ def datasync_file(path: Path) -> None:
     FS.sync_file(path, data_only=True)
 
 
-def ensure_dir(path: Path, *, durable: bool = True) -> None:
-    """Create ``path`` and its missing parents; when durable, sync the parent of each new folder."""
+def ensure_dir(path: Path, *, durable: bool = True, mode: int = 0o777) -> None:
+    """Create ``path`` (with ``mode``, as os.mkdir) and its missing parents (default mode); when
+    durable, sync the parent of each new folder."""
     if path.is_dir():
         return
     missing: list[Path] = []
@@ -243,7 +245,7 @@ def ensure_dir(path: Path, *, durable: bool = True) -> None:
         probe = probe.parent
     for folder in reversed(missing):
         try:
-            FS.mkdir(folder)
+            FS.mkdir(folder, mode if folder == path else 0o777)
         except FileExistsError:
             if not folder.is_dir():
                 raise
