@@ -4,7 +4,8 @@ PUT with OC-Checksum (a body received whole, and a streamed one), the assembly o
 upload with OC-Checksum (parts stored as chunks, and a tiny part stored inline), and PATCH with
 X-Recalculate-Hash (a file of several chunks, and after an overwrite). A right checksum is
 stored and reported; a wrong one is 400 and changes nothing: the old content stays, the staged
-upload stays and can be assembled again. (Bulk upload's X-File-MD5 joins this table with bulk.)"""
+upload stays and can be assembled again. Bulk upload checks X-File-MD5 and OC-Checksum of each
+file: a wrong one refuses that file alone."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from starlette.testclient import TestClient
 
 from cartable.core.context import Core
 from tests.conftest import DAV
+from tests.nextcloud.davhelp import bulk, bulk_body, bulk_part
 
 UP = "/remote.php/dav/uploads/alice"
 KiB = 1024
@@ -111,3 +113,29 @@ def test_patch_recalculates_over_every_chunk_and_after_an_overwrite(client: Test
         r = client.request("PATCH", f"{DAV}/p.bin", headers={"X-Recalculate-Hash": algo})
         assert r.status_code == 204 and r.headers["OC-Checksum"] == f"{algo}:{digest(algo, second)}"
         assert client.get(f"{DAV}/p.bin").headers["OC-Checksum"] == f"{algo}:{digest(algo, second)}"
+
+
+@pytest.mark.parametrize("size", [3000, 200 * KiB], ids=["inline", "chunked"])
+def test_bulk_upload(client: TestClient, old: bytes, size: int) -> None:
+    """Bulk upload checks X-File-MD5 (always sent) and OC-Checksum (when sent) of each file; a
+    wrong one refuses that file alone and keeps its old content."""
+    for algo in ALGOS:
+        data = random.Random(size).randbytes(size) + algo.encode()
+        md5, value = hashlib.md5(data).hexdigest(), digest(algo, data)
+        for md5_sent, checksum_sent, ok in ((wrong(md5), None, False), (md5, wrong(value), False),
+                                            (md5, value, True)):
+            extra = f"OC-Checksum: {algo}:{checksum_sent}\r\n" if checksum_sent else ""
+            r = bulk(client, bulk_body(bulk_part("/f.bin", data, md5=md5_sent, extra=extra),
+                                       bulk_part("/g.txt", b"other file")))
+            assert r.status_code == 200, r.text
+            answer = r.json()
+            assert answer["/g.txt"]["error"] is False
+            got = client.get(f"{DAV}/f.bin")
+            if ok:
+                assert answer["/f.bin"]["error"] is False
+                assert got.content == data and got.headers["OC-Checksum"] == f"{algo}:{value}"
+                assert client.put(f"{DAV}/f.bin", content=old).status_code == 204
+            else:
+                assert answer["/f.bin"]["error"] is True, answer
+                assert ("MD5" if md5_sent != md5 else algo) in answer["/f.bin"]["message"]
+                assert got.content == old

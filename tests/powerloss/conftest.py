@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""The write path's background writer runs inline in these tests, so that the steps of a run come
-in the same order every time (each module sets ``pytestmark = pytest.mark.powerloss``)."""
+"""The write path's background writer and bulk upload's commit threads run inline in these tests,
+so that the steps of a run come in the same order every time (each module sets ``pytestmark =
+pytest.mark.powerloss``). Concurrent commits sharing SQLite's group commit are cut in
+test_group_commit.py."""
 
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from cartable.core import writes
+from cartable.core import bulk, writes
 from tests.powerloss.rig import InlineExecutor
 
 
 @pytest.fixture(autouse=True)
 def _inline_writer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(writes, "_WRITERS", InlineExecutor())
+    monkeypatch.setattr(bulk, "_POOL", InlineExecutor())
 
 
 @pytest.fixture

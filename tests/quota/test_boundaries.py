@@ -31,6 +31,7 @@ from cartable.store.meta import accounts as accounts_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta import uploads as uploads_repo
 from tests.conftest import DAV
+from tests.nextcloud.davhelp import bulk, bulk_body, bulk_part
 
 KiB = 1024
 UP = "/remote.php/dav/uploads/alice"
@@ -438,3 +439,34 @@ def test_copy(client: TestClient, core: Core, op: Op, what: str, over: int) -> N
         assert client.get(url("e/a.bin")).content == a and client.get(url("e/b.txt")).content == b
     else:
         assert client.get(url(dst)).content == a
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk upload
+
+
+@OVER
+def test_bulk_upload(client: TestClient, core: Core, op: Op, over: int) -> None:
+    """Each file of a bulk upload is a PUT of its own (core/bulk.py: writes.py Upload, checked at
+    its commit, and before its body above the early-check threshold). With room for all the files
+    all land; one byte less and exactly one is refused (whichever commits last: they commit
+    concurrently), the others land whole, and a refused overwrite keeps the old content."""
+    old = data(20 * KiB, 19)
+    assert client.put(url("old.bin"), content=old).status_code == 201
+    files = {"/a.txt": data(3000, 20), "/b.bin": data(100 * KiB, 21), "/c.bin": data(_PRECHECK_MIN + 5, 22),
+             "/old.bin": data(50 * KiB, 23)}
+    leave_free(core, sum(map(len, files.values())) - len(old) - over)
+    r = bulk(client, bulk_body(*(bulk_part(p, d) for p, d in files.items())))
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    refused = [p for p, v in answer.items() if v["error"]]
+    assert len(refused) == over, answer
+    assert all("quota" in answer[p]["message"] for p in refused)
+    for p, d in files.items():
+        got = client.get(url(p.lstrip("/")))
+        if p not in refused:
+            assert got.content == d
+        elif p == "/old.bin":
+            assert got.content == old
+        else:
+            assert got.status_code == 404
