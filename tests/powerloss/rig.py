@@ -20,7 +20,6 @@ GC past its grace period, and check that everything was reclaimed.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sqlite3
@@ -103,7 +102,6 @@ class Setup:
 
     write_batch_bytes: int = 1
     inline_max: int = 8 * 1024
-    quota: int | None = None
     batch_sync: bool | None = None  # None: what the kernel allows (fsutil.syncfs_usable())
     renameat2: bool = True
 
@@ -359,8 +357,6 @@ def prepare(folder: Path, setup: Setup, before: Callable[[Rig], None] | None = N
     upgrade(db)
     core = Core(db, LocalChunkStore(folder / "chunks"), setup.limits())
     accounts.create_user(core, USER, PASSWORD)
-    if setup.quota is not None:
-        accounts.set_quota(core, USER, setup.quota)
     db.dispose()
     rig = Rig(folder, setup)
     rig.power_on()  # no cut: only to skip the real syncs
@@ -422,7 +418,7 @@ def run_cut(base: Rig, folder: Path, workload: Workload, cut_at: int, seed: int 
             sim.cut_now()
         ran = [normal(s) for s in sim.steps]
         assert ran == expected[:cut_at], f"{where}: the steps differ from the counting run:\n{ran}\n{expected}"
-        volatile = bool(sim._pending) or any(not i.synced for i in sim._inodes)
+        volatile = sim.volatile()
         rig.restart(seed)
         rig.power_on()  # no cut: record only (and skip real syncs)
         rig.check(f"{where}: after the restart")
@@ -480,12 +476,3 @@ def run_case(work: Path, name: str, case: Case, *, variants: int = 2) -> CutRepo
     assert not missing, f"{name}: the run took no step {missing}: {report.steps}"
     print(f"{name}: {len(report.steps)} steps, {report.runs} runs")
     return report
-
-
-def chunk_files(rig: Rig) -> set[str]:
-    root = rig.data / "chunks"
-    return {p.name for p in root.rglob("*") if p.is_file() and not p.name.startswith(TEMP_PREFIX)}
-
-
-def tree_bytes(folder: Path) -> dict[str, bytes]:
-    return {os.path.relpath(p, folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

@@ -279,6 +279,11 @@ class SimFS:
         with self._lock:
             self._step("commit a metadata transaction")
 
+    def volatile(self) -> bool:
+        """Whether anything done is not durable yet (else every variant of recover is the same)."""
+        with self._lock:
+            return bool(self._pending) or any(not ino.synced for ino in self._inodes)
+
     # -- after the cut ----------------------------------------------------------------------------
 
     def recover(self, seed: int | None, *, age: float = 2 * 86400.0) -> None:
