@@ -289,7 +289,10 @@ def test_every_change_to_the_data_folder_goes_through_fsutil_fs() -> None:
                 elif PATH_METHODS.get(node.func.attr) == len(node.args):  # pathlib's, by their arity
                     offenders.append(f"{path.relative_to(src)}:{node.lineno} .{node.func.attr}()")
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
-                offenders.append(f"{path.relative_to(src)}:{node.lineno} open()")
+                mode = node.args[1] if len(node.args) > 1 else next(
+                    (k.value for k in node.keywords if k.arg == "mode"), None)
+                if not (isinstance(mode, ast.Constant) and set(str(mode.value)) <= set("rbt")):
+                    offenders.append(f"{path.relative_to(src)}:{node.lineno} open() not only for reading")
     offenders = [o for o in offenders if o.split(" ", 1)[0].rsplit(":", 1)[0] + " " + o.split(" ", 1)[1]
                  not in ALLOWED]
     assert offenders == [], "file changes outside fsutil.FS: " + ", ".join(offenders)

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""A bulk upload killed at a named step: the server freezes right after the second file of the
-request committed (fault point writes.commit.after_commit, second hit) and is killed there. The
-request is never answered; after the restart each file of it is whole or absent (the first
-commits at least are there, though no 200 ever said so) and fsck finds no problem."""
+"""A bulk upload killed at named steps. Its files are committed in batches (core/bulk.py, 64 files
+per batch by default), one after the other; the server freezes at the first batch's commit and is
+killed there: just before it commits (no file of the request survives) or just after (exactly the
+first batch survives, whole, though no 200 ever said so: the next batch waits for the first to
+return). The request is never answered; fsck finds no problem."""
 
 from __future__ import annotations
 
@@ -17,11 +18,16 @@ from tests.nextcloud.davhelp import bulk_body, bulk_part
 
 pytestmark = [pytest.mark.crash, pytest.mark.slow]
 
+BATCH = 64  # core/bulk.py BulkWriter's batch_files
 
-def test_kill9_after_the_second_file_of_a_bulk_request_committed(live_server: LiveServer) -> None:
+
+@pytest.mark.parametrize(("point", "survivors"), [("writes.commit.before_commit", 0),
+                                                  ("writes.commit.after_commit", BATCH)])
+def test_kill9_at_the_commit_of_a_bulk_batch(live_server: LiveServer, point: str, survivors: int) -> None:
     rng = random.Random(12)
-    files = {f"/k{i}.bin": rng.randbytes(rng.choice([500, 9000, 120_000, 400_000])) for i in range(8)}
-    marker = live_server.start_paused_at("writes.commit.after_commit", 2)
+    files = {f"/k{i:03d}.bin": rng.randbytes(rng.choice([500, 3000, 9000, 20_000])) for i in range(BATCH + 6)}
+    assert sum(map(len, files.values())) < 8 * 1024 * 1024  # batches are cut by count, not by bytes
+    marker = live_server.start_paused_at(point)
     outcome: list[object] = []
 
     def post() -> None:
@@ -40,14 +46,14 @@ def test_kill9_after_the_second_file_of_a_bulk_request_committed(live_server: Li
     assert not t.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], httpx.TransportError), outcome
     live_server.start()
-    present = 0
+    present = []
     with httpx.Client(base_url=live_server.url, auth=("alice", PASSWORD), timeout=120) as c:
         for path, data in files.items():
             r = c.get(f"{DAV}{path}")
             assert r.status_code in (200, 404), (path, r.status_code)
             if r.status_code == 200:
                 assert r.content == data, f"{path} holds {len(r.content)} bytes that were never sent whole"
-                present += 1
-    assert present >= 2, f"only {present} files survived: the two commits before the kill were lost"
+                present.append(path)
+    assert present == list(files)[:survivors], present
     r = live_server.admin("fsck", "--deep")
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
