@@ -7,8 +7,9 @@ permissions, and the database, each failure turned into ONE line that says what 
 - ``prepare_folders(settings)`` creates the data folder 0700 and the chunk folder 0700 (durably,
   through ``fsutil`` like every change to the data folder), checks that both are writable (by
   writing a file, which also catches read-only file systems), and makes the SQLite database file
-  0600 before SQLite creates it (its -wal and -shm files take the same mode). A data folder, chunk folder or database file that other users of the machine can read is
-  fixed (their permissions are removed) and a warning says so: cartable is their only reader.
+  0600 before SQLite creates it (its -wal and -shm files take the same mode). A data folder,
+  chunk folder or database file that other users of the machine can read is fixed (their
+  permissions are removed) and a warning says so: cartable is their only reader.
 - ``open_database(settings)`` opens and migrates the database.
 
 Every failure raises StartupError with the message for the operator; the CLI prints it alone and
