@@ -286,6 +286,23 @@ def test_part_with_content_length(client: TestClient, core: Core, op: Op, over: 
 
 
 @OVER
+def test_core_part_early_check_before_any_byte(core: Core, op: Op, over: int) -> None:
+    """uploads.py PartWriter.__init__ ``length > self._room`` on its own: a part whose declared
+    length is over is refused before any byte is read (the streaming check would refuse it later,
+    after reading and hashing the whole body: the HTTP row alone cannot tell them apart)."""
+    uploads.begin(core, op.principal, "u1")
+    size = 300 * KiB
+    stage_room(core, op, size - over)
+    if over:
+        with pytest.raises(QuotaExceeded):
+            uploads.PartWriter(core, op.principal, "u1", "1", length=size)
+        return
+    w = uploads.PartWriter(core, op.principal, "u1", "1", length=size)
+    w.write(data(size))
+    w.commit()
+
+
+@OVER
 def test_part_without_content_length(client: TestClient, core: Core, op: Op, over: int) -> None:
     """uploads.py PartWriter.write ``self._received > self._room``, over HTTP and in core."""
     assert client.request("MKCOL", f"{UP}/u1").status_code == 201
