@@ -382,6 +382,29 @@ def test_assembly(client: TestClient, core: Core, op: Op, onto: bool, over: int)
 
 
 @OVER
+def test_core_assembly_early_check_before_any_chunk_is_read(core: Core, op: Op, over: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """uploads.py assemble ``size > room`` on its own: refused before the parts are read and
+    hashed (the commit's check_quota would refuse it later, after that work: the HTTP row alone
+    cannot tell them apart)."""
+    uploads.begin(core, op.principal, "u1")
+    parts = [data(100 * KiB, 11), data(60 * KiB, 12)]
+    for i, p in enumerate(parts):
+        uploads.put_part(core, op.principal, "u1", str(i + 1), [p])
+    leave_free(core, sum(map(len, parts)) - over)
+    built: list[int] = []
+    real_build = uploads._build
+    monkeypatch.setattr(uploads, "_build", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    if over:
+        with pytest.raises(QuotaExceeded):
+            uploads.assemble(core, op, "u1", ("new.bin",))
+        assert built == []
+        return
+    uploads.assemble(core, op, "u1", ("new.bin",))
+    assert built == [1]
+
+
+@OVER
 def test_assembly_commit_after_a_concurrent_write(core: Core, op: Op, over: int) -> None:
     """quota.py check_quota in the assembly's commit: the early check passed, then another write
     took part of the room (it lands while the assembly turns its tiny inline part into a chunk)."""
