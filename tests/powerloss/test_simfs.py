@@ -153,3 +153,17 @@ def test_link_fallback_when_the_file_system_has_no_renameat2(root: Path) -> None
         "create", "fdatasync", "rename-noreplace", "link", "unlink"]
     crash(sim)
     assert files(root) == {"d/old": b"old content", "d/new": DATA}
+
+
+@pytest.mark.parametrize("seed", [None, 1, 2, 3])
+def test_a_durable_atomic_write_survives_a_cut_whole(root: Path, seed: int | None) -> None:
+    """fsutil.atomic_write (no production write path uses it today: the fault-point marker writes
+    with durable=False) keeps its promise, so that the next caller can trust it: once it returns,
+    a cut keeps the new content whole, in a new folder (its entry synced by ensure_dir) and over
+    an old file (the rename synced by commit_temps)."""
+    sim = SimFS(root)
+    with fsutil.use_file_ops(sim):
+        fsutil.atomic_write(root / "n" / "m" / "new", DATA)
+        fsutil.atomic_write(root / "d" / "old", DATA[:50])
+    crash(sim, seed)
+    assert files(root) == {"n/m/new": DATA, "d/old": DATA[:50]}
