@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import DAV, PASSWORD, LiveServer, cartable_exe, free_port, require_tool
 
-pytestmark = pytest.mark.slow
+# The embedded instance's startup: its data folder and SQLite file (serve() gives no database URL).
+pytestmark = [pytest.mark.slow, pytest.mark.local_only]
 
 NOBODY = 65534
 
@@ -157,9 +158,9 @@ def test_unreadable_configuration(tmp_path: Path, kind: str) -> None:
 
 @pytest.mark.parametrize(("url", "line"), [
     ("nonsense", "cannot start: database_url 'nonsense' is not a database URL cartable understands; use "
-                 "sqlite:////path/to/cartable.db or postgresql+psycopg://user@host/dbname"),
+                 "sqlite:////path/to/cartable.db or postgresql://user@host/dbname"),
     ("foo://x/y", "cannot start: database_url 'foo://x/y' is not a database URL cartable understands; use "
-                  "sqlite:////path/to/cartable.db or postgresql+psycopg://user@host/dbname"),
+                  "sqlite:////path/to/cartable.db or postgresql://user@host/dbname"),
     ("mysql://u:hunter2@db.example/cartable", "cannot start: the database driver for mysql://u:***@db.example/"
                                               "cartable is not installed (No module named 'MySQLdb'); install it or "
                                               "choose another database_url"),

@@ -103,7 +103,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data", Path, Path("cartable-data"), "Data folder: the SQLite database and the chunk store."),
     Setting("host", str, "127.0.0.1", "Address to listen on."),
     Setting("port", int, 8080, "TCP port to listen on."),
-    Setting("database_url", str, "", "Metadata database URL; empty means SQLite in the data folder."),
+    Setting("database_url", str, "",
+            "Metadata database URL: empty means SQLite in the data folder; postgresql://user@host/dbname "
+            "(or postgres://) means PostgreSQL."),
+    Setting("database_pool_size", int, 10,
+            "PostgreSQL: connections each cartable process keeps open, and the most it opens."),
     Setting("blob_store", str, "local", "Chunk store backend: local (a folder) or s3 (an S3-compatible object store)."),
     Setting("blob_path", str, "", "Folder of the local chunk store; empty means DATA/chunks."),
     Setting("s3_endpoint", str, "", "S3 endpoint URL (https://s3.example.org), for blob_store = s3."),
@@ -158,6 +162,7 @@ class Settings:
     host: str
     port: int
     database_url: str
+    database_pool_size: int
     blob_store: str
     blob_path: str
     s3_endpoint: str
@@ -252,6 +257,8 @@ def _validate(s: Settings) -> None:
                               f"({', '.join('CARTABLE_' + n.upper() for n in missing)})")
         if not s.s3_endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"s3_endpoint {s.s3_endpoint!r} is not an http:// or https:// URL")
+    if not 1 <= s.database_pool_size <= 1000:
+        raise ConfigError("database_pool_size must be between 1 and 1000")
     if not (0 < s.port < 65536):
         raise ConfigError(f"port {s.port} is out of range")
     if s.inline_max > 1024 * 1024:

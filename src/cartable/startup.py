@@ -10,7 +10,9 @@ permissions, and the database, each failure turned into ONE line that says what 
   0600 before SQLite creates it (its -wal and -shm files take the same mode). A data folder,
   chunk folder or database file that other users of the machine can read is fixed (their
   permissions are removed) and a warning says so: cartable is their only reader.
-- ``open_database(settings)`` opens and migrates the database.
+- ``open_database(settings)`` opens and migrates the database (SQLite, or PostgreSQL from a
+  ``postgresql://``, ``postgres://`` or ``postgresql+psycopg://`` URL); an unknown kind of URL or a
+  database that cannot be reached is one line, with the URL's password hidden.
 
 Every failure raises StartupError with the message for the operator; the CLI prints it alone and
 exits with status 2.
@@ -30,8 +32,8 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 
 from cartable.common import fsutil
 from cartable.config import Settings
-from cartable.store.meta.engine import MetaDB
-from cartable.store.meta.errors import MigrationRefused
+from cartable.store.meta.engine import MetaDB, shown_url
+from cartable.store.meta.errors import BadDatabaseURL, MigrationRefused
 from cartable.store.meta.migrate import upgrade
 
 __all__ = ["StartupError", "listen", "prepare_folders", "open_database"]
@@ -147,24 +149,25 @@ def prepare_folders(settings: Settings) -> None:
         _private(path)
 
 
-def _shown(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+def _one_line(detail: str) -> str:
+    """A driver's message on one line (psycopg's span several, with tabs)."""
+    return " ".join(detail.split())
 
 
 def open_database(settings: Settings) -> MetaDB:
-    """The metadata database, migrated to the newest schema."""
+    """The metadata database, migrated to the newest schema: ``database_url`` (see
+    store.meta.engine.normalize_url; PostgreSQL through psycopg 3), with ``database_pool_size``
+    connections at most."""
     url = settings.db_url
     try:
-        db = MetaDB(url)
+        db = MetaDB(url, pool_size=settings.database_pool_size)
+    except BadDatabaseURL as exc:
+        raise StartupError(f"cannot start: {exc}") from None
     except (ArgumentError, NoSuchModuleError):
-        raise StartupError(f"cannot start: database_url {_shown(url)!r} is not a database URL cartable "
-                           "understands; use sqlite:////path/to/cartable.db or "
-                           "postgresql+psycopg://user@host/dbname") from None
+        raise StartupError(f"cannot start: database_url {shown_url(url)!r} is not a database URL cartable "
+                           "understands; use sqlite:////path/to/cartable.db or postgresql://user@host/dbname") from None
     except ImportError as exc:
-        raise StartupError(f"cannot start: the database driver for {_shown(url)} is not installed ({exc}); "
+        raise StartupError(f"cannot start: the database driver for {shown_url(url)} is not installed ({exc}); "
                            "install it or choose another database_url") from None
     try:
         upgrade(db)
@@ -174,10 +177,10 @@ def open_database(settings: Settings) -> MetaDB:
     except DatabaseError as exc:
         db.dispose()
         db_file = sqlite_path(settings)
-        detail = str(exc.orig) if exc.orig is not None else str(exc)
+        detail = _one_line(str(exc.orig) if exc.orig is not None else str(exc))
         if db_file is not None and not isinstance(exc, OperationalError):
             raise StartupError(f"cannot start: the database {db_file} is damaged or is not a cartable database "
                                f"({detail}); restore it from a backup (see docs/operations.md)") from None
-        raise StartupError(f"cannot start: cannot open the database {_shown(url)} ({detail}); check "
+        raise StartupError(f"cannot start: cannot open the database {shown_url(url)} ({detail}); check "
                            "database_url and that the database is reachable") from None
     return db

@@ -1,48 +1,147 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Connections and transactions for the metadata repository.
+"""Connections and transactions for the metadata repository: SQLite (embedded) or PostgreSQL.
 
 ``MetaDB.write()`` yields a connection inside one transaction that commits on exit; a 2xx may be
 sent only after it returns. On SQLite it is ``BEGIN IMMEDIATE`` (the writer lock is taken at once,
 so two writers never deadlock upgrading a read lock) behind an in-process lock (threads queue
 here instead of spinning on SQLITE_BUSY), in WAL mode with ``synchronous=FULL``: a committed
 transaction survives a power loss. Other processes (``cartable admin`` while the server runs)
-wait on ``busy_timeout``. ``MetaDB.read()`` yields a consistent snapshot: a deferred BEGIN on
-SQLite (in WAL mode the snapshot is taken at the first statement and held to the end), REPEATABLE
-READ on PostgreSQL, so a read that combines rows (a node and its version) never sees a commit land
-between its statements.
+wait on ``busy_timeout``. On PostgreSQL it is READ COMMITTED: a writer takes its row locks in the
+documented order (the space row, then nodes, then chunks sorted by digest: DESIGN.md) and every
+statement after a lock sees what was committed before it.
+
+``MetaDB.read()`` yields a consistent snapshot: a deferred BEGIN on SQLite (in WAL mode the
+snapshot is taken at the first statement and held to the end), REPEATABLE READ on PostgreSQL, so a
+read that combines rows (a node and its version) never sees a commit land between its statements.
+
+Errors: a transaction the database gave up because of concurrent ones (PostgreSQL: serialisation
+failure, deadlock, lock not available; SQLite: busy past its timeout) raises ``TransientConflict``
+(store/meta/errors.py), never a driver exception; ``transact`` and ``retrying`` run a whole unit of
+work again, a bounded number of times with jittered backoff.
 """
 
 from __future__ import annotations
 
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import QueuePool
 
-__all__ = ["MetaDB", "Tx", "sqlite_url"]
+from cartable.store.meta.errors import BadDatabaseURL, TransientConflict
+
+__all__ = ["MetaDB", "Tx", "sqlite_url", "normalize_url", "shown_url", "DEFAULT_POOL_SIZE", "ATTEMPTS",
+           "retrying"]
 
 Tx = Connection
+T = TypeVar("T")
+
+# Connections one process keeps to the database (see docs/configuration.md, database_pool_size).
+DEFAULT_POOL_SIZE = 10
+# How many times a unit of work runs before a TransientConflict is given up on.
+ATTEMPTS = 8
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.002, 0.2  # seconds; doubled per attempt, jittered
+
+_POSTGRES_DRIVERS = ("postgresql", "postgres", "postgresql+psycopg")
+_SQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite")
+_USE = "use sqlite:////path/to/cartable.db or postgresql://user@host/dbname"
+# SQLSTATEs after which PostgreSQL has rolled the transaction back and running it again may work:
+# serialization_failure, deadlock_detected, lock_not_available.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def shown_url(url: str) -> str:
+    """The URL as it may be shown or logged: its password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def normalize_url(url: str) -> str:
+    """The SQLAlchemy URL for a ``database_url``: ``sqlite:///PATH`` as it is; ``postgresql://``,
+    ``postgres://`` and ``postgresql+psycopg://`` name PostgreSQL through psycopg 3 (the driver
+    cartable ships). Anything else raises BadDatabaseURL, whose message hides the password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise BadDatabaseURL(f"database_url {shown_url(url)!r} is not a database URL cartable understands; "
+                             f"{_USE}") from None
+    if parsed.drivername in _SQLITE_DRIVERS:
+        return url
+    if parsed.drivername in _POSTGRES_DRIVERS:
+        if not parsed.database:
+            raise BadDatabaseURL(f"database_url {shown_url(url)!r} names no database; {_USE}")
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise BadDatabaseURL(f"database_url {shown_url(url)!r} is not a database URL cartable understands; {_USE}")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a driver error means "the database gave up because of concurrent transactions"."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    return getattr(orig, "sqlite_errorname", None) == "SQLITE_BUSY"
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        if is_transient(exc):
+            raise TransientConflict(f"the database gave up a transaction because of concurrent ones: "
+                                    f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from exc
+        raise
+
+
+def _pause(attempt: int) -> None:
+    """Jittered exponential backoff before attempt + 1, so that the transactions that collided do
+    not collide again in step."""
+    time.sleep(random.uniform(0, min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** attempt)))
+
+
+def retrying(unit: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
+    """Run ``unit()``; when it raises TransientConflict, run it again (after a jittered pause), up
+    to ``attempts`` runs in all, then let the last TransientConflict through. ``unit`` must be safe
+    to run again: it changes nothing outside its transactions before they commit."""
+    attempt = 1
+    while True:
+        try:
+            return unit()
+        except TransientConflict:
+            if attempt >= attempts:
+                raise
+            _pause(attempt)
+            attempt += 1
+
+
 class MetaDB:
     """One metadata database. Thread-safe; share one per process."""
 
-    def __init__(self, url: str, *, durable: bool = True, echo: bool = False) -> None:
-        self.url = url
+    def __init__(self, url: str, *, durable: bool = True, echo: bool = False,
+                 pool_size: int = DEFAULT_POOL_SIZE) -> None:
+        """``url``: see normalize_url (BadDatabaseURL if unusable). ``pool_size`` (PostgreSQL):
+        connections kept open, and the most this process ever opens (a thread that needs one more
+        waits for one, up to a minute, then fails)."""
+        self.url = url = normalize_url(url)
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._batch: _GroupCommit | None = None
         if self.is_sqlite:
             self.engine: Engine = create_engine(
+                # SQLite connections are files of this process: cheap, and not the setting's concern.
                 url, echo=echo, poolclass=QueuePool, pool_size=16, max_overflow=16,
                 connect_args={"check_same_thread": False, "timeout": 30},
             )
@@ -50,37 +149,49 @@ class MetaDB:
             assert self._write_lock is not None
             self._batch = _GroupCommit(self.engine, self._write_lock)
         else:
-            self.engine = create_engine(url, echo=echo, pool_size=16, max_overflow=16,
-                                        pool_pre_ping=True)
+            # No pre-ping (a round trip per transaction): a connection found dead fails its
+            # transaction (a 503 the client retries) and makes the pool replace every older one.
+            self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=60,
+                                        connect_args={"application_name": "cartable"})
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """One read-write unit of work; durable (committed) when the block exits without an
-        exception, and rolled back entirely when it raises."""
-        if self._batch is None:
-            with self.engine.begin() as conn:
+        exception, and rolled back entirely when it raises (TransientConflict: see the module doc)."""
+        with _translated():
+            if self._batch is None:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            with self._batch.unit() as conn:
                 yield conn
-            return
-        with self._batch.unit() as conn:
-            yield conn
+
+    def transact(self, unit: Callable[[Tx], T], *, attempts: int = ATTEMPTS) -> T:
+        """``unit(tx)`` in a write transaction, run again in a new one on TransientConflict (see
+        ``retrying``); returns what the committed run returned."""
+        def once() -> T:
+            with self.write() as tx:
+                return unit(tx)
+        return retrying(once, attempts=attempts)
 
     @contextmanager
     def read(self, *, snapshot: bool = True) -> Iterator[Tx]:
         """A read-only snapshot (rolled back on exit): every statement of the block sees the same
         committed state. snapshot=False skips BEGIN/ROLLBACK on
         SQLite for a block that runs a single statement (each statement sees a consistent state)."""
-        if not snapshot and self.is_sqlite:
-            with self.engine.connect().execution_options(cartable_nosnapshot=True) as conn:
-                yield conn
-            return
-        conn = self.engine.connect()
-        if not self.is_sqlite:
-            # READ COMMITTED would let a commit land between two statements of the block.
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn:
-            with conn.begin() as trans:
-                yield conn
-                trans.rollback()
+        with _translated():
+            if not snapshot and self.is_sqlite:
+                with self.engine.connect().execution_options(cartable_nosnapshot=True) as conn:
+                    yield conn
+                return
+            conn = self.engine.connect()
+            if not self.is_sqlite:
+                # READ COMMITTED would let a commit land between two statements of the block.
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn:
+                with conn.begin() as trans:
+                    yield conn
+                    trans.rollback()
 
     @contextmanager
     def frozen(self) -> Iterator[None]:
