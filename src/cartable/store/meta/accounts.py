@@ -6,15 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import IntegrityError
 
+from cartable.store.meta.dialect import byte_order
+from cartable.store.meta.dialect import insert as dialect_insert
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import AppPasswordRecord, SpaceRecord, UserRecord
 from cartable.store.meta.schema import app_passwords, spaces, users
 
-__all__ = ["user_by_name", "user_by_id", "list_users", "insert_user", "update_user", "delete_user",
-           "insert_space", "home_space", "space", "update_space", "lock_space",
+__all__ = ["user_by_name", "user_by_id", "list_users", "insert_user", "update_user", "revoke_credentials",
+           "delete_user",
+           "insert_space", "home_space", "space", "update_space", "lock_space", "share_space",
            "insert_app_password", "app_password_by_hash", "app_password_exists", "list_app_passwords",
            "delete_app_password", "touch_app_password"]
 
@@ -35,22 +37,28 @@ def user_by_id(tx: Tx, user_id: int) -> UserRecord | None:
 
 
 def list_users(tx: Tx) -> list[UserRecord]:
-    return [UserRecord.from_row(r) for r in tx.execute(select(users).order_by(users.c.name))]
+    return [UserRecord.from_row(r) for r in tx.execute(select(users).order_by(byte_order(users.c.name)))]
 
 
 def insert_user(tx: Tx, **values: Any) -> int:
-    try:
-        with tx.begin_nested():
-            res = tx.execute(users.insert().values(**values))
-    except IntegrityError as exc:
-        raise RowConflict(str(exc.orig)) from None
-    key = res.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    """Insert a user; RowConflict when the name (or its name_key) is taken, also by a transaction
+    of another node committing at the same time (INSERT ... ON CONFLICT DO NOTHING)."""
+    stmt = dialect_insert(tx, users).values(**values).on_conflict_do_nothing().returning(users.c.id)
+    new_id = tx.execute(stmt).scalar()
+    if new_id is None:
+        raise RowConflict(f"a user named {values.get('name')!r} already exists")
+    return int(new_id)
 
 
 def update_user(tx: Tx, user_id: int, **values: Any) -> None:
     tx.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+def revoke_credentials(tx: Tx, user_id: int, **values: Any) -> None:
+    """Set ``values`` and bump ``auth_version`` in SQL (two nodes changing one account at once
+    both count): every credential cached with the old version is dropped, on every node."""
+    tx.execute(update(users).where(users.c.id == user_id)
+               .values(auth_version=users.c.auth_version + 1, **values))
 
 
 def delete_user(tx: Tx, user_id: int) -> None:
@@ -81,12 +89,22 @@ def space(tx: Tx, space_id: int) -> SpaceRecord | None:
 
 _LOCK_SPACE = select(spaces).where(spaces.c.id == bindparam("id")).with_for_update()
 _SPACE = select(spaces).where(spaces.c.id == bindparam("id"))
+_SHARE_SPACE = _SPACE.with_for_update(read=True)
 
 
 def lock_space(tx: Tx, space_id: int) -> SpaceRecord | None:
     """Read the space row and hold it until commit (PostgreSQL: row lock; SQLite: the writer lock
     is already exclusive). Every mutation of a space takes it first, which serialises quota checks."""
     row = tx.execute(_LOCK_SPACE, {"id": space_id}).first()
+    return None if row is None else SpaceRecord.from_row(row)
+
+
+def share_space(tx: Tx, space_id: int) -> SpaceRecord | None:
+    """Read the space row and hold it SHARED until commit (PostgreSQL: FOR SHARE; SQLite: the
+    writer lock is exclusive anyway). Writers holding it shared run together; ``lock_space``
+    waits for all of them, and they for it. For the writes that change no folder's membership
+    but their own new file and take every other lock they need themselves (core/writes.py)."""
+    row = tx.execute(_SHARE_SPACE, {"id": space_id}).first()
     return None if row is None else SpaceRecord.from_row(row)
 
 

@@ -16,8 +16,8 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import VersionRecord
 from cartable.store.meta.schema import chunks, versions
 
-__all__ = ["Claim", "insert_version", "get_version", "versions_of", "delete_versions", "claim_chunks",
-           "ref_chunks", "unref_chunks", "mark_dying", "dying", "lock_dying", "delete_dying", "known",
+__all__ = ["Claim", "insert_version", "get_version", "versions_of", "take_version", "delete_versions", "claim_chunks",
+           "ref_chunks", "unref_chunks", "change_refs", "mark_dying", "dying", "lock_dying", "delete_dying", "known",
            "insert_dying", "waiting", "iter_chunks", "iter_dying", "iter_versions", "fix_refcount", "chunks_after"]
 
 _BATCH = 500
@@ -49,6 +49,17 @@ def versions_of(tx: Tx, node_ids: Sequence[int]) -> list[VersionRecord]:
         rows = tx.execute(select(versions).where(versions.c.node_id.in_(node_ids[i:i + _BATCH])))
         out.extend(VersionRecord.from_row(r) for r in rows)
     return out
+
+
+_TAKE_VERSION = (versions.delete().where(versions.c.id == bindparam("id"), versions.c.node_id == bindparam("node"))
+                 .returning(versions.c.manifest))
+
+
+def take_version(tx: Tx, version_id: int, node_id: int) -> bytes | None:
+    """Delete version ``version_id`` of node ``node_id`` and return its manifest (None when there
+    is no such version of that node), in one statement; the caller releases its references."""
+    row = tx.execute(_TAKE_VERSION, {"id": version_id, "node": node_id}).first()
+    return None if row is None else bytes(row[0])
 
 
 def delete_versions(tx: Tx, version_ids: Sequence[int]) -> None:
@@ -149,39 +160,56 @@ def _revive(tx: Tx, digests: Sequence[bytes], sizes: Mapping[bytes, int], inc: i
 
 def ref_chunks(tx: Tx, counts: Mapping[bytes, int], new: Mapping[bytes, tuple[int, int]],
                now: float, *, incarnations: Mapping[bytes, int] | None = None) -> list[bytes]:
-    """Add counts[d] references to each chunk, if every one can be referenced; else change nothing
-    and return the digests that cannot (the caller must fail: their bytes may be gone).
+    """Add counts[d] references to each chunk (``change_refs`` with only additions)."""
+    return change_refs(tx, counts, new, now, incarnations=incarnations)
 
-    A chunk can be referenced when its row exists and is live (not dying) and, when
-    ``incarnations`` names it, is still that incarnation (the row the writer claimed or found
-    referenced, not one recreated since by another writer that may not have written the bytes).
-    No row is ever inserted here: the writer's claim made it. ``new`` = {digest: (size, stored
-    size)} for the chunks this writer stored; their stored size is recorded. Rows are locked in
-    digest order."""
+
+def change_refs(tx: Tx, deltas: Mapping[bytes, int], new: Mapping[bytes, tuple[int, int]], now: float, *,
+                incarnations: Mapping[bytes, int] | None = None) -> list[bytes]:
+    """Add deltas[d] references to each chunk (negative: release them), in ONE pass over the rows
+    in digest order (the documented lock order: a transaction that adds references to some chunks
+    and releases others, such as an overwrite, locks them all in one sorted sweep, so two of them
+    swapping contents cannot deadlock). Every changed row is touched (``touched_at = now``), so the
+    GC waits a grace period after a release.
+
+    Additions need the row to exist, be live (not dying) and, when ``incarnations`` names the
+    chunk, still be that incarnation (the row the writer claimed or found referenced, not one
+    recreated since by another writer that may not have written the bytes). If one cannot be
+    referenced, nothing is changed and the digests that cannot are returned (the caller must fail:
+    their bytes may be gone); else []. No row is ever inserted here: the writer's claim made it.
+    ``new`` = {digest: (size, stored size)} for the chunks this writer stored; their stored size is
+    recorded."""
+    changed = {d: n for d, n in deltas.items() if n or d in new}
+    if not changed:
+        return []
     inc = incarnations or {}
-    found: dict[bytes, int] = {}
-    for part in _parts(counts):
-        rows = tx.execute(select(chunks.c.digest, chunks.c.incarnation)
-                          .where(chunks.c.digest.in_(part), _LIVE)
-                          .order_by(chunks.c.digest).with_for_update())
-        found.update((bytes(d), int(i)) for d, i in rows)
-    bad = [d for d in sorted(counts) if d not in found or (d in inc and inc[d] != found[d])]
-    if bad or not counts:
-        return bad
-    stmt = (update(chunks).where(chunks.c.digest == bindparam("d"))
-            .values(refcount=chunks.c.refcount + bindparam("n"), touched_at=now,
-                    stored_size=func.coalesce(bindparam("s", type_=BigInteger), chunks.c.stored_size)))
-    tx.execute(stmt, [{"d": d, "n": counts[d], "s": new[d][1] if d in new else None} for d in sorted(counts)])
+    adding = any(n > 0 for n in changed.values())
+    if adding:
+        found: dict[bytes, tuple[int, bool]] = {}
+        for part in _parts(changed):
+            rows = tx.execute(_LOCK_REFS, {"ds": part})
+            found.update((bytes(d), (int(i), bool(dead))) for d, i, dead in rows)
+        bad = [d for d in sorted(changed) if changed[d] > 0 and (
+            d not in found or found[d][1] or (d in inc and inc[d] != found[d][0]))]
+        if bad:
+            return bad
+    # Releases alone need no SELECT: the UPDATEs run one by one in digest order and lock as they go.
+    tx.execute(_CHANGE_REFS, [{"d": d, "n": changed[d], "s": new[d][1] if d in new else None, "now_": now}
+                              for d in sorted(changed)])
     return []
 
 
+_LOCK_REFS = (select(chunks.c.digest, chunks.c.incarnation, chunks.c.dying)
+              .where(chunks.c.digest.in_(bindparam("ds", expanding=True)))
+              .order_by(chunks.c.digest).with_for_update())
+_CHANGE_REFS = (update(chunks).where(chunks.c.digest == bindparam("d"))
+                .values(refcount=chunks.c.refcount + bindparam("n"), touched_at=bindparam("now_"),
+                        stored_size=func.coalesce(bindparam("s", type_=BigInteger), chunks.c.stored_size)))
+
+
 def unref_chunks(tx: Tx, counts: Mapping[bytes, int], now: float) -> None:
-    """Release references; the chunk is touched, so the GC waits a grace period from now."""
-    if not counts:
-        return
-    stmt = (update(chunks).where(chunks.c.digest == bindparam("d"))
-            .values(refcount=chunks.c.refcount - bindparam("n"), touched_at=now))
-    tx.execute(stmt, [{"d": d, "n": counts[d]} for d in sorted(counts)])
+    """Release references (``change_refs`` with only releases)."""
+    change_refs(tx, {d: -n for d, n in counts.items()}, {}, now)
 
 
 def _collectible(cutoff: float) -> ColumnElement[bool]:
@@ -190,10 +218,16 @@ def _collectible(cutoff: float) -> ColumnElement[bool]:
 
 def mark_dying(tx: Tx, cutoff: float, limit: int) -> int:
     """Mark up to ``limit`` chunks dying that have no reference and were not touched since cutoff;
-    returns how many. Once committed, no commit may reference them (``ref_chunks``)."""
-    some = select(chunks.c.digest).where(_collectible(cutoff)).limit(limit)
-    res = tx.execute(update(chunks).where(chunks.c.digest.in_(some.scalar_subquery()), _collectible(cutoff))
-                     .values(dying=True))
+    returns how many. Once committed, no commit may reference them (``ref_chunks``). The rows are
+    locked in digest order (the documented lock order), skipping rows another transaction holds
+    on PostgreSQL (a writer busy with a chunk is not collectible anyway): the GC never waits for
+    writers, and never deadlocks with them."""
+    some = (select(chunks.c.digest).where(_collectible(cutoff)).order_by(chunks.c.digest).limit(limit)
+            .with_for_update(skip_locked=True))
+    picked = [bytes(r[0]) for r in tx.execute(some)]
+    if not picked:
+        return 0
+    res = tx.execute(update(chunks).where(chunks.c.digest.in_(picked), _collectible(cutoff)).values(dying=True))
     return int(res.rowcount)
 
 

@@ -49,10 +49,11 @@ def get_kv(tx: Tx, key: str) -> str | None:
 
 
 def set_kv(tx: Tx, key: str, value: str) -> None:
-    if get_kv(tx, key) is None:
-        tx.execute(meta_kv.insert().values(key=key, value=value))
-    else:
-        tx.execute(meta_kv.update().where(meta_kv.c.key == key).values(value=value))
+    """Set ``key`` to ``value``, inserted or replaced in one statement (INSERT ... ON CONFLICT DO
+    UPDATE): two nodes setting it at once never collide; the last commit wins."""
+    dialect = postgresql if tx.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(meta_kv).values(key=key, value=value)
+    tx.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value}))
 
 
 def kv_once(tx: Tx, key: str, value: str) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
 
+from cartable.store.meta.dialect import byte_order
+from cartable.store.meta.dialect import insert as dialect_insert
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import NodeRecord
@@ -23,6 +25,7 @@ _BATCH = 500
 # Hot statements are built once: SQLAlchemy then skips construction and reuses its cache key.
 _GET = select(nodes).where(nodes.c.id == bindparam("id"))
 _CHILD = select(nodes).where(nodes.c.parent_id == bindparam("parent"), nodes.c.name == bindparam("name"))
+_CHILD_FOR_UPDATE = _CHILD.with_for_update()
 
 
 def get(tx: Tx, node_id: int) -> NodeRecord | None:
@@ -30,35 +33,39 @@ def get(tx: Tx, node_id: int) -> NodeRecord | None:
     return None if row is None else NodeRecord.from_row(row)
 
 
-def child(tx: Tx, parent_id: int, name: str) -> NodeRecord | None:
-    row = tx.execute(_CHILD, {"parent": parent_id, "name": name}).first()
+def child(tx: Tx, parent_id: int, name: str, *, for_update: bool = False) -> NodeRecord | None:
+    """The child named ``name``; ``for_update`` holds its row until commit (PostgreSQL: a row
+    lock, taken after the space's in the lock order; SQLite: the writer lock already is)."""
+    row = tx.execute(_CHILD_FOR_UPDATE if for_update else _CHILD, {"parent": parent_id, "name": name}).first()
     return None if row is None else NodeRecord.from_row(row)
 
 
+_CHILDREN = select(nodes).where(nodes.c.parent_id == bindparam("parent")).order_by(byte_order(nodes.c.name))
+
+
 def children(tx: Tx, parent_id: int) -> list[NodeRecord]:
-    rows = tx.execute(select(nodes).where(nodes.c.parent_id == parent_id).order_by(nodes.c.name))
-    return [NodeRecord.from_row(r) for r in rows]
+    """The folder's children in byte order of their names (store/meta/dialect.py)."""
+    return [NodeRecord.from_row(r) for r in tx.execute(_CHILDREN, {"parent": parent_id})]
 
 
-_INSERT = nodes.insert()
 _UPDATE = update(nodes).where(nodes.c.id == bindparam("_id"))
 _DEFAULTS = {"size": 0, "version_id": None, "content_type": None, "checksums": None}
 
 
 def insert(tx: Tx, **values: Any) -> int:
-    """Insert a node; raises RowConflict when (parent, name) is taken. The caller must then
-    abandon its transaction (PostgreSQL aborts it)."""
-    try:
-        result = tx.execute(_INSERT, {**_DEFAULTS, **values})
-    except IntegrityError as exc:
-        raise RowConflict(str(exc.orig)) from None
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    """Insert a node; raises RowConflict when (parent, name) is taken (INSERT ... ON CONFLICT DO
+    NOTHING: the transaction stays usable)."""
+    stmt = (dialect_insert(tx, nodes).on_conflict_do_nothing(index_elements=[nodes.c.parent_id, nodes.c.name])
+            .returning(nodes.c.id))
+    new_id = tx.execute(stmt, {**_DEFAULTS, **values}).scalar()
+    if new_id is None:
+        raise RowConflict(f"a node named {values.get('name')!r} already exists in folder {values.get('parent_id')}")
+    return int(new_id)
 
 
 def update_node(tx: Tx, node_id: int, **values: Any) -> None:
-    """Set columns of one node; RowConflict as for insert."""
+    """Set columns of one node; RowConflict when the new (parent, name) is taken: the caller must
+    then abandon its transaction (PostgreSQL aborts it)."""
     try:
         tx.execute(_UPDATE, {"_id": node_id, **values})
     except IntegrityError as exc:
@@ -116,17 +123,21 @@ _PROPAGATE = (
     .values(etag=bindparam("etag"), size=nodes.c.size + bindparam("delta"),
             mtime=case((nodes.c.id.in_(bindparam("touched", expanding=True)), bindparam("now")),
                        else_=nodes.c.mtime))
+    .returning(nodes.c.id, nodes.c.size)
 )
 
 
 def propagate(tx: Tx, ids: Iterable[int], *, size_delta: int, etag: str, touched: Collection[int] = (),
-              now: float = 0.0) -> None:
+              now: float = 0.0) -> dict[int, int]:
     """Give every folder in ids a new etag and add size_delta to its size; the folders in
-    `touched` (direct parents of what changed) also get mtime now."""
+    `touched` (direct parents of what changed) also get mtime now. Returns {id: new size}: on
+    PostgreSQL each row as it is once this transaction holds its lock, whatever committed before."""
     ids = list(ids)
-    if ids:
-        tx.execute(_PROPAGATE, {"ids": ids, "etag": etag, "delta": size_delta,
-                                "touched": list(touched) or [-1], "now": now})
+    if not ids:
+        return {}
+    rows = tx.execute(_PROPAGATE, {"ids": ids, "etag": etag, "delta": size_delta,
+                                   "touched": list(touched) or [-1], "now": now})
+    return {int(i): int(size) for i, size in rows}
 
 
 def all_brief(tx: Tx) -> list[tuple[int, int | None, str, int, int | None, str]]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
+from cartable.store.meta.dialect import insert as dialect_insert
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.schema import dead_props
 
@@ -31,8 +32,10 @@ def get_many(tx: Tx, node_ids: Sequence[int]) -> dict[int, dict[tuple[str, str],
 
 
 def put(tx: Tx, node_id: int, ns: str, name: str, xml: str) -> None:
-    remove(tx, node_id, ns, name)
-    tx.execute(dead_props.insert().values(node_id=node_id, ns=ns, name=name, xml=xml))
+    """Set a property, inserted or replaced in one statement (INSERT ... ON CONFLICT DO UPDATE)."""
+    stmt = dialect_insert(tx, dead_props).values(node_id=node_id, ns=ns, name=name, xml=xml)
+    tx.execute(stmt.on_conflict_do_update(index_elements=[dead_props.c.node_id, dead_props.c.ns, dead_props.c.name],
+                                          set_={"xml": stmt.excluded.xml}))
 
 
 def remove(tx: Tx, node_id: int, ns: str, name: str) -> None:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
+from cartable.store.meta.dialect import byte_order
+from cartable.store.meta.dialect import insert as dialect_insert
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.schema import upload_parts, uploads
@@ -58,17 +59,17 @@ class PartRecord:
 
 def create(tx: Tx, *, user_id: int, upload_key: str, now: float, total_length: int | None,
            destination: str | None) -> int:
-    """Insert an upload row; RowConflict when (user_id, upload_key) is taken (the caller must
-    then abandon its transaction)."""
-    try:
-        res = tx.execute(uploads.insert().values(user_id=user_id, upload_key=upload_key, created_at=now,
-                                                 touched_at=now, total_length=total_length,
-                                                 destination=destination))
-    except IntegrityError as exc:
-        raise RowConflict(str(exc.orig)) from None
-    key = res.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    """Insert an upload row; RowConflict when (user_id, upload_key) is taken, also by another
+    node's transaction committing at the same time (INSERT ... ON CONFLICT DO NOTHING)."""
+    stmt = (dialect_insert(tx, uploads)
+            .values(user_id=user_id, upload_key=upload_key, created_at=now, touched_at=now,
+                    total_length=total_length, destination=destination)
+            .on_conflict_do_nothing(index_elements=[uploads.c.user_id, uploads.c.upload_key])
+            .returning(uploads.c.id))
+    new_id = tx.execute(stmt).scalar()
+    if new_id is None:
+        raise RowConflict(f"upload {upload_key!r} of user {user_id} already exists")
+    return int(new_id)
 
 
 def _by_key(user_id: int, upload_key: str) -> Any:
@@ -87,7 +88,8 @@ def get_for_update(tx: Tx, user_id: int, upload_key: str) -> UploadRecord | None
 
 
 def list_for_user(tx: Tx, user_id: int) -> list[UploadRecord]:
-    rows = tx.execute(select(uploads).where(uploads.c.user_id == user_id).order_by(uploads.c.upload_key))
+    rows = tx.execute(select(uploads).where(uploads.c.user_id == user_id)
+                      .order_by(byte_order(uploads.c.upload_key)))
     return [UploadRecord.from_row(r) for r in rows]
 
 
@@ -103,11 +105,14 @@ def delete(tx: Tx, upload_id: int) -> None:
 
 def put_part(tx: Tx, *, upload_id: int, name: str, size: int, manifest: bytes, inline_data: bytes | None,
              now: float) -> None:
-    """Insert the part, replacing a row of the same name (the caller released its references)."""
-    tx.execute(upload_parts.delete().where(upload_parts.c.upload_id == upload_id,
-                                           upload_parts.c.name == name))
-    tx.execute(upload_parts.insert().values(upload_id=upload_id, name=name, size=size, manifest=manifest,
-                                            inline_data=inline_data, created_at=now))
+    """Insert the part, replacing a row of the same name (the caller released its references), in
+    one statement (INSERT ... ON CONFLICT DO UPDATE)."""
+    stmt = dialect_insert(tx, upload_parts).values(upload_id=upload_id, name=name, size=size, manifest=manifest,
+                                                   inline_data=inline_data, created_at=now)
+    tx.execute(stmt.on_conflict_do_update(
+        index_elements=[upload_parts.c.upload_id, upload_parts.c.name],
+        set_={"size": stmt.excluded.size, "manifest": stmt.excluded.manifest,
+              "inline_data": stmt.excluded.inline_data, "created_at": stmt.excluded.created_at}))
 
 
 def get_part(tx: Tx, upload_id: int, name: str) -> PartRecord | None:
@@ -118,7 +123,7 @@ def get_part(tx: Tx, upload_id: int, name: str) -> PartRecord | None:
 
 def list_parts(tx: Tx, upload_id: int) -> list[PartRecord]:
     rows = tx.execute(select(upload_parts).where(upload_parts.c.upload_id == upload_id)
-                      .order_by(upload_parts.c.name))
+                      .order_by(byte_order(upload_parts.c.name)))
     return [PartRecord.from_row(r) for r in rows]
 
 
