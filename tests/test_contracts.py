@@ -81,3 +81,20 @@ def test_every_module_has_a_licence_line() -> None:
     for path in SRC.rglob("*.py"):
         if path.stat().st_size:
             assert path.read_text().startswith("# SPDX-License-Identifier: EUPL-1.2"), path
+
+
+def _caught(handler: ast.ExceptHandler) -> list[str]:
+    kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return [k.id if isinstance(k, ast.Name) else k.attr if isinstance(k, ast.Attribute) else "" for k in kinds if k]
+
+
+def test_core_catches_no_os_or_driver_error() -> None:
+    """The stores raise typed errors (store/blobs/base.py, store/meta/errors.py); the core catches
+    those, never OSError (a store's files are its own business) nor a database driver's error."""
+    bad = []
+    for path in (SRC / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ExceptHandler) and node.type is not None:
+                if {"OSError", "IOError", "EnvironmentError", "DBAPIError", "IntegrityError"} & set(_caught(node)):
+                    bad.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert bad == []

@@ -15,6 +15,7 @@ import re
 import secrets
 import string
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -25,7 +26,9 @@ from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, InvalidInput, NotFound
 from cartable.core.model import Principal
 from cartable.core.quota import quota_of
+from cartable.core.units import unit_of_work
 from cartable.store.meta import accounts as repo
+from cartable.store.meta import content
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import AppPasswordRecord, UserRecord
@@ -40,6 +43,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")
 NAME_RULE = "1-64 letters, digits or . _ @ + - and start with a letter or digit"
 MIN_PASSWORD = 8
 DISPLAY_NAME_MAX = 255
+EMAIL_MAX = 255
+DEVICE_NAME_MAX = 255  # app_passwords.name
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # spoof names
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -82,16 +87,27 @@ def _check_display_name(display_name: str) -> str:
     return value
 
 
+def _check_email(email: str) -> str:
+    value = email.strip()
+    if len(value) > EMAIL_MAX:
+        raise InvalidInput(f"the e-mail address must have at most {EMAIL_MAX} characters")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise InvalidInput("the e-mail address must not contain control characters or line breaks")
+    return value
+
+
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"the password must have at least {MIN_PASSWORD} characters")
 
 
+@unit_of_work
 def create_user(core: Core, name: str, password: str, *, is_admin: bool = False,
                 quota: int | None = None, display_name: str = "", email: str = "") -> UserInfo:
     if not _NAME.fullmatch(name):
         raise InvalidInput(f"user name {name!r} must be {NAME_RULE}")
     display_name = _check_display_name(display_name) or name
+    email = _check_email(email)
     _check_password(password)
     if quota is not None and quota < 0:
         raise InvalidInput("the quota must be zero or more bytes")
@@ -115,6 +131,7 @@ def create_user(core: Core, name: str, password: str, *, is_admin: bool = False,
     return get_user(core, name)
 
 
+@unit_of_work
 def bootstrap_admin(core: Core, name: str, password: str | None) -> str | None:
     """Create the first admin if there is no user yet. Returns the generated password, if any."""
     with core.db.read() as tx:
@@ -156,20 +173,23 @@ def list_users(core: Core) -> list[UserInfo]:
     return [get_user(core, n) for n in names]
 
 
+@unit_of_work
 def set_password(core: Core, name: str, password: str) -> None:
     _check_password(password)
     pw_hash = HASHER.hash(password)
     with core.db.write() as tx:
         rec = _user(tx, name)
-        repo.update_user(tx, rec.id, password_hash=pw_hash, auth_version=rec.auth_version + 1)
+        repo.revoke_credentials(tx, rec.id, password_hash=pw_hash)
 
 
+@unit_of_work
 def set_disabled(core: Core, name: str, disabled: bool) -> None:
     with core.db.write() as tx:
         rec = _user(tx, name)
-        repo.update_user(tx, rec.id, disabled=disabled, auth_version=rec.auth_version + 1)
+        repo.revoke_credentials(tx, rec.id, disabled=disabled)
 
 
+@unit_of_work
 def set_quota(core: Core, name: str, quota: int | None) -> None:
     if quota is not None and quota < 0:
         raise InvalidInput("the quota must be zero or more bytes")
@@ -181,17 +201,20 @@ def set_quota(core: Core, name: str, quota: int | None) -> None:
         repo.update_space(tx, space.id, quota=quota)
 
 
+@unit_of_work
 def delete_user(core: Core, name: str) -> None:
     """Delete the account and its files (their chunks are released to the GC)."""
     now = core.clock()
     with core.db.write() as tx:
         rec = _user(tx, name)
         space = repo.home_space(tx, rec.id)
+        held: Counter[bytes] = Counter()
         if space is not None:
             root = nodes_repo.get(tx, space.root_id)
             if root is not None:
-                files.remove_subtree(core, tx, root, now)
-        uploads.release_user(tx, rec.id, now)
+                held.update(files.detach_subtree(tx, root)[1])
+        held.update(uploads.detach_user(tx, rec.id))
+        content.unref_chunks(tx, held, now)  # one sorted pass over the chunk rows
         repo.delete_user(tx, rec.id)
 
 
@@ -204,8 +227,12 @@ def principal_for(core: Core, rec: UserRecord, app_password_id: int | None = Non
                      app_password_id)
 
 
+@unit_of_work
 def create_app_password(core: Core, name: str, device: str) -> str:
-    """A new 72-character app password for the user, shown once."""
+    """A new 72-character app password for the user, shown once; ``device`` names it (at most
+    DEVICE_NAME_MAX characters, the column's length: InvalidInput beyond, on every backend)."""
+    if len(device) > DEVICE_NAME_MAX:
+        raise InvalidInput(f"the device name must have at most {DEVICE_NAME_MAX} characters")
     token = random_password(72)
     with core.db.write() as tx:
         rec = _user(tx, name)
@@ -219,6 +246,7 @@ def list_app_passwords(core: Core, name: str) -> list[AppPasswordRecord]:
         return repo.list_app_passwords(tx, _user(tx, name).id)
 
 
+@unit_of_work
 def revoke_app_password(core: Core, name: str, app_id: int) -> None:
     with core.db.write() as tx:
         if not repo.delete_app_password(tx, _user(tx, name).id, app_id):

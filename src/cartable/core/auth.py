@@ -44,6 +44,7 @@ from cartable.core.accounts import HASHER, app_token_hash, name_key, principal_f
 from cartable.core.context import Core
 from cartable.core.errors import Throttled, Unauthenticated
 from cartable.core.model import Principal
+from cartable.core.units import unit_of_work
 from cartable.store.meta import accounts as repo
 from cartable.store.meta import counters
 from cartable.store.meta.engine import Tx
@@ -97,6 +98,7 @@ def delay_for(failures: float, max_delay: float) -> float:
     return max_delay if n >= 64 else min(max_delay, FIRST_DELAY * 2.0**n)
 
 
+@unit_of_work
 def purge_counters(core: Core) -> int:
     """Delete the throttling counters that fell to zero (failures purge them too, at most once a
     decay period; the server's background job calls this when none come)."""
@@ -172,8 +174,8 @@ class Authenticator:
             raise Unauthenticated("wrong user name or password")
         assert rec is not None
         if attempt.user_failures:
-            with self.core.db.write() as tx:
-                counters.delete(tx, keys[0])  # the address keeps its failures against other accounts
+            # The address keeps its failures against other accounts.
+            self.core.db.transact(lambda tx: counters.delete(tx, keys[0]))
         principal = principal_for(self.core, rec, app_id)
         with self._lock:
             if len(self._cache) >= _CACHE_MAX:
@@ -194,6 +196,7 @@ class Authenticator:
 
     # -- Login Flow v2 starts ------------------------------------------------------------
 
+    @unit_of_work
     def count_flow_start(self, address: str) -> None:
         """Count a Login Flow v2 start from ``address``; Throttled (nothing counted) when the
         address already started ``flow_starts_per_address`` flows that have not leaked away
@@ -289,9 +292,14 @@ class Authenticator:
     def _count_failure(self, keys: tuple[bytes, bytes]) -> None:
         now = self.core.clock()
         cost = self.policy.failure_cost
-        with self.core.db.write() as tx:
+        purge = now - self._last_purge > cost  # a few deletes a minute keep the table small
+
+        def count(tx: Tx) -> None:
             for key in keys:
                 counters.add(tx, key, now, cost)
-            if now - self._last_purge > cost:  # a few deletes a minute keep the table small
-                self._last_purge = now
+            if purge:
                 counters.purge(tx, now)
+
+        self.core.db.transact(count)
+        if purge:
+            self._last_purge = now

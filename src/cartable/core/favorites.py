@@ -13,6 +13,7 @@ from cartable.core import tree
 from cartable.core.context import Core
 from cartable.core.model import Node, Principal
 from cartable.core.tree import Op
+from cartable.core.units import unit_of_work
 from cartable.store.meta import favorites as favorites_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta import search as search_repo
@@ -20,6 +21,7 @@ from cartable.store.meta import search as search_repo
 __all__ = ["set_favorite", "favorite_ids", "under"]
 
 
+@unit_of_work
 def set_favorite(core: Core, op: Op, parts: Sequence[str], on: bool) -> Node:
     """Mark (on) or unmark the node at parts as a favorite of the caller; idempotent."""
     now = core.clock()

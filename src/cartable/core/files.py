@@ -21,6 +21,7 @@ from cartable.core.model import Node, Principal, Usage
 from cartable.core.preconditions import Preconditions
 from cartable.core.quota import check_quota, quota_of
 from cartable.core.tree import Op, check_new, display
+from cartable.core.units import unit_of_work
 from cartable.store.meta import content, journal
 from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
@@ -29,7 +30,7 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import SpaceRecord
 
-__all__ = ["stat", "listing", "mkdir", "delete", "move", "copy", "usage", "remove_subtree",
+__all__ = ["stat", "listing", "mkdir", "delete", "move", "copy", "usage", "remove_subtree", "detach_subtree",
            "instance_id", "recalculate_checksum"]
 
 _NO_PRECONDITIONS = Preconditions()
@@ -53,6 +54,7 @@ def usage(core: Core, principal: Principal) -> Usage:
         return Usage(tree.root_of(tx, space).size, quota_of(core, space))
 
 
+@unit_of_work
 def mkdir(core: Core, op: Op, parts: Sequence[str], pre: Preconditions = _NO_PRECONDITIONS) -> Node:
     now = core.clock()
     with core.db.write() as tx:
@@ -78,15 +80,24 @@ def mkdir(core: Core, op: Op, parts: Sequence[str], pre: Preconditions = _NO_PRE
 def remove_subtree(core: Core, tx: Tx, top: Node, now: float) -> list[Node]:
     """Delete top and everything below (rows, versions, props, locks; chunk references released).
     Does not propagate or journal: the caller does."""
+    below, held = detach_subtree(tx, top)
+    content.unref_chunks(tx, held, now)
+    return below
+
+
+def detach_subtree(tx: Tx, top: Node) -> tuple[list[Node], Counter[bytes]]:
+    """Delete top and everything below (rows, versions, props, locks); returns them and the chunk
+    references their versions held, which the caller must release in the same transaction (in its
+    one sorted pass over chunk rows: ``content.change_refs``)."""
     below = nodes_repo.subtree(tx, top.id)
     ids = [n.id for n in below]
     vers = content.versions_of(tx, ids)
-    content.unref_chunks(tx, manifest.ref_counts(v.manifest for v in vers), now)
+    held = manifest.ref_counts(v.manifest for v in vers)
     content.delete_versions(tx, [v.id for v in vers])
     props_repo.delete_for(tx, ids)
     locks_repo.delete_for(tx, ids)
     nodes_repo.delete_many(tx, list(reversed(ids)))
-    return below
+    return below, held
 
 
 def _check_subtree_locks(tx: Tx, op: Op, parts: Sequence[str], node: Node, ancestors: Sequence[int],
@@ -97,6 +108,7 @@ def _check_subtree_locks(tx: Tx, op: Op, parts: Sequence[str], node: Node, ances
         tree.check_locks(tx, op, display(parts), locks_repo.on_nodes(tx, ids, now))
 
 
+@unit_of_work
 def delete(core: Core, op: Op, parts: Sequence[str], pre: Preconditions = _NO_PRECONDITIONS) -> None:
     now = core.clock()
     with core.db.write() as tx:
@@ -138,6 +150,7 @@ def _prepare_target(core: Core, tx: Tx, op: Op, space: SpaceRecord, src: Node, d
     return parent, existing, ancestors
 
 
+@unit_of_work
 def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True,
          mtime: float | None = None, pre: Preconditions = _NO_PRECONDITIONS) -> bool:
     """Rename or move; the moved node keeps its id and etag (and takes mtime if given: rclone
@@ -173,6 +186,7 @@ def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrit
         return existing is None
 
 
+@unit_of_work
 def copy(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True,
          depth_infinity: bool = True, pre: Preconditions = _NO_PRECONDITIONS) -> bool:
     """Copy a file or folder (with Depth 0, a folder without its members). New ids, new etags.
@@ -191,18 +205,21 @@ def copy(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrit
         total = sum(n.size for n in items if not n.is_dir)
         freed = existing.size if existing is not None else 0
         check_quota(core, tx, space, total - freed)
+        released: Counter[bytes] = Counter()
         if existing is not None:
-            remove_subtree(core, tx, existing, now)
+            released = detach_subtree(tx, existing)[1]
             tree.propagate(tx, dst_anc, -existing.size, now)
             tree.record(tx, op, "delete", [existing], now)
-        created = _copy_rows(tx, space, items, node, parent.id, dst[-1], now)
+        created = _copy_rows(tx, space, items, node, parent.id, dst[-1], now, released)
         tree.propagate(tx, dst_anc, total, now)
         tree.record(tx, op, "create", created, now)
         return existing is None
 
 
 def _copy_rows(tx: Tx, space: SpaceRecord, items: list[Node], top: Node, parent_id: int, name: str,
-               now: float) -> list[Node]:
+               now: float, released: Counter[bytes]) -> list[Node]:
+    """Copy the rows; the copies' chunk references are added, and ``released`` ones released, in
+    one sorted pass."""
     new_ids: dict[int, int] = {}
     versions = {v.id: v for v in content.versions_of(tx, [n.id for n in items if not n.is_dir])}
     refs: Counter[bytes] = Counter()
@@ -225,7 +242,8 @@ def _copy_rows(tx: Tx, space: SpaceRecord, items: list[Node], top: Node, parent_
         rec = nodes_repo.get(tx, new_id)
         assert rec is not None
         created.append(rec)
-    missing = content.ref_chunks(tx, refs, {}, now)
+    refs.subtract(released)
+    missing = content.change_refs(tx, refs, {}, now)
     if missing:
         raise Conflict("a chunk of the source vanished during the copy; retry")
     return created
@@ -237,6 +255,7 @@ def instance_id(core: Core) -> str:
         return journal.get_kv(tx, "instance_id") or "ocunknown000"
 
 
+@unit_of_work
 def recalculate_checksum(core: Core, op: Op, parts: Sequence[str], algo: str,
                          pre: Preconditions = _NO_PRECONDITIONS) -> str:
     """Hash the file's current content with algo (SHA1, MD5, SHA256, ADLER32), store it as the

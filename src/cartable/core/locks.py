@@ -18,6 +18,7 @@ from cartable.core.errors import Conflict, Locked, NotFound, PreconditionFailed
 from cartable.core.model import Lock, Node
 from cartable.core.preconditions import Preconditions
 from cartable.core.tree import Op, check_new, display
+from cartable.core.units import unit_of_work
 from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.records import LockRecord
@@ -31,6 +32,7 @@ def clamp_timeout(core: Core, requested: int | None) -> int:
     return min(requested, core.limits.max_lock_timeout)
 
 
+@unit_of_work
 def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite: bool,
          owner_xml: str, timeout: int | None, pre: Preconditions | None = None) -> tuple[Lock, bool]:
     """Take a new lock; returns (lock, created) where created says an empty file was made."""
@@ -76,6 +78,7 @@ def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite:
         return rec, created
 
 
+@unit_of_work
 def refresh(core: Core, op: Op, parts: Sequence[str], timeout: int | None,
             pre: Preconditions | None = None) -> Lock:
     """Refresh the lock whose token the request submitted and that applies to the path."""
@@ -95,6 +98,7 @@ def refresh(core: Core, op: Op, parts: Sequence[str], timeout: int | None,
     raise PreconditionFailed(f"no lock on {display(parts)} matches the submitted token")
 
 
+@unit_of_work
 def unlock(core: Core, op: Op, parts: Sequence[str], token: str) -> None:
     now = core.clock()
     with core.db.write() as tx:

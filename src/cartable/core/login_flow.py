@@ -31,6 +31,7 @@ from cartable.core.accounts import app_token_hash, name_key, principal_for, rand
 from cartable.core.context import Core
 from cartable.core.errors import Forbidden, NotFound
 from cartable.core.model import Principal
+from cartable.core.units import unit_of_work
 from cartable.store.meta import accounts as accounts_repo
 from cartable.store.meta import journal
 from cartable.store.meta import login_flows as repo
@@ -79,6 +80,7 @@ def unseal(key: bytes, sealed: bytes) -> str | None:
     return bytes(a ^ b for a, b in zip(cipher, _keystream(key, len(cipher)), strict=True)).decode()
 
 
+@unit_of_work
 def start(core: Core, client_name: str) -> tuple[str, str]:
     """Open a flow for a device; returns (login token, poll token). Expired flows are purged."""
     login_token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -107,6 +109,7 @@ def client_of(core: Core, login_token: str) -> str:
         return _pending(repo.get(tx, login_token), core.clock()).client_name
 
 
+@unit_of_work
 def grant(core: Core, login_token: str, principal: Principal) -> None:
     """Give the device its app password (made at start), named after the client, for
     ``principal``. The app password and the grant are committed together."""
@@ -133,6 +136,7 @@ def grant_existing(core: Core, login_token: str, principal: Principal) -> None:
     grant(core, login_token, principal)
 
 
+@unit_of_work
 def deny(core: Core, login_token: str) -> None:
     """End a pending flow without granting it: the device's polls find nothing from now on."""
     now = core.clock()
@@ -142,6 +146,7 @@ def deny(core: Core, login_token: str) -> None:
             raise NotFound("this login flow has already ended")
 
 
+@unit_of_work
 def poll(core: Core, poll_token: str) -> tuple[str, str] | None:
     """(login name, app password) once the flow was granted, then the flow is gone; else None."""
     if not poll_token:
@@ -162,6 +167,7 @@ def poll(core: Core, poll_token: str) -> tuple[str, str] | None:
     return None if secret is None else (flow.login_name, secret)
 
 
+@unit_of_work
 def purge_expired(core: Core) -> int:
     """Delete expired flows (granted or not); returns how many."""
     now = core.clock()
@@ -173,6 +179,7 @@ STATE_LIFETIME = 10 * 60.0
 _STATE_KEY = "login_flow_state_key"
 
 
+@unit_of_work
 def state_key(core: Core) -> bytes:
     """The key of grant state tokens, shared by every node through the database (created once,
     ``INSERT ... ON CONFLICT DO NOTHING``, so nodes starting together agree on one)."""

@@ -13,6 +13,7 @@ from cartable.core.context import Core
 from cartable.core.model import Node, Principal
 from cartable.core.preconditions import Preconditions
 from cartable.core.tree import Op, display
+from cartable.core.units import unit_of_work
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta import props as props_repo
 
@@ -40,6 +41,7 @@ def dead_props_many(core: Core, node_ids: Sequence[int]) -> dict[int, dict[PropK
         return props_repo.get_many(tx, node_ids)
 
 
+@unit_of_work
 def patch(core: Core, op: Op, principal: Principal, parts: Sequence[str],
           changes: Sequence[PropChange], pre: Preconditions | None = None) -> Node:
     """Apply every change in document order, all or nothing, in one transaction that also checks

@@ -51,8 +51,12 @@ class Content:
         except ChunkMissing:
             raise StorageUnavailable(f"a chunk of {self.node.name!r} is missing from the store; "
                                      "run `cartable admin fsck`") from None
-        except (OSError, StoreUnavailable) as exc:
+        except StoreUnavailable as exc:
             raise StorageUnavailable(f"the chunk store could not be read: {exc}") from None
+        except ValueError as exc:  # ChunkCorrupt, or bytes that do not decode: damage, not a race
+            log.error("%s; run `cartable admin fsck --deep`", exc)
+            raise DataMissing(f"a chunk of {self.node.name!r} is damaged in the chunk store; the server's "
+                              "administrator has been told (see the server log)") from None
 
     def iter_range(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes [start, end) (end exclusive, default: the end of the file)."""

@@ -37,8 +37,11 @@ def display(parts: Sequence[str]) -> str:
     return "/" + "/".join(parts)
 
 
-def space_of(tx: Tx, principal: Principal, *, for_update: bool = False) -> SpaceRecord:
-    sp = (accounts_repo.lock_space if for_update else accounts_repo.space)(tx, principal.space_id)
+def space_of(tx: Tx, principal: Principal, *, for_update: bool = False, shared: bool = False) -> SpaceRecord:
+    """The principal's space; for_update locks it (exclusive: every other writer of the space
+    waits), shared holds it shared (see store.meta.accounts.share_space)."""
+    get = accounts_repo.lock_space if for_update else accounts_repo.share_space if shared else accounts_repo.space
+    sp = get(tx, principal.space_id)
     if sp is None:
         raise Forbidden(f"user {principal.name!r} has no storage space")
     return sp
@@ -134,17 +137,19 @@ def propagate(tx: Tx, ancestor_ids: Sequence[int], size_delta: int, now: float,
                              touched=(ancestor_ids[0],) if touch_parent else (), now=now)
 
 
-def propagate_sums(tx: Tx, deltas: Mapping[int, int], touched: Collection[int], now: float) -> None:
+def propagate_sums(tx: Tx, deltas: Mapping[int, int], touched: Collection[int], now: float) -> dict[int, int]:
     """propagate() for many changes at once: deltas = {folder id: bytes added below it}; folders
     with the same change share one statement (and one new etag); those in touched (the direct
-    parents of what changed) also get mtime now."""
+    parents of what changed) also get mtime now. Returns {folder id: its new size}."""
     groups: dict[int, list[int]] = {}
     for folder, delta in deltas.items():
         groups.setdefault(delta, []).append(folder)
+    sizes: dict[int, int] = {}
     for delta, folders in groups.items():
         folders.sort()
-        nodes_repo.propagate(tx, folders, size_delta=delta, etag=new_etag(),
-                             touched=[f for f in folders if f in touched], now=now)
+        sizes.update(nodes_repo.propagate(tx, folders, size_delta=delta, etag=new_etag(),
+                                          touched=[f for f in folders if f in touched], now=now))
+    return sizes
 
 
 def record(tx: Tx, op: Op, opname: str, nodes: Iterable[Node], now: float) -> None:

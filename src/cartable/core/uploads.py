@@ -33,6 +33,7 @@ from cartable.core.errors import (
     AlreadyExists,
     ChecksumMismatch,
     Conflict,
+    DataMissing,
     InvalidInput,
     InvalidName,
     NotFound,
@@ -44,6 +45,7 @@ from cartable.core.model import Principal, WriteResult
 from cartable.core.preconditions import Preconditions
 from cartable.core.quota import quota_of
 from cartable.core.tree import Op, display
+from cartable.core.units import unit_of_work
 from cartable.core.writes import (
     ContentWriter,
     Written,
@@ -57,7 +59,7 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 
 __all__ = ["UPLOAD_TTL", "ASSEMBLE_NAME", "PartInfo", "UploadInfo", "PartWriter", "begin", "put_part",
-           "list_parts", "abort", "assemble", "expire", "order_names", "release_user"]
+           "list_parts", "abort", "assemble", "expire", "order_names", "detach_user"]
 
 UPLOAD_TTL = 24 * 3600.0
 ASSEMBLE_NAME = ".file"  # the pseudo-member a client MOVEs to assemble; never a part name
@@ -119,12 +121,19 @@ def order_names(names: Iterable[str]) -> list[str]:
     return sorted(names)
 
 
-def _release(tx: Tx, upload_id: int, now: float) -> None:
+def _detach(tx: Tx, upload_id: int) -> Counter[bytes]:
+    """Delete the upload's rows; returns the chunk references its parts held (the caller releases
+    them, in the one sorted pass of its transaction)."""
     parts = repo.list_parts(tx, upload_id)
-    content.unref_chunks(tx, manifest.ref_counts(p.manifest for p in parts), now)
     repo.delete(tx, upload_id)
+    return manifest.ref_counts(p.manifest for p in parts)
 
 
+def _release(tx: Tx, upload_id: int, now: float) -> None:
+    content.unref_chunks(tx, _detach(tx, upload_id), now)
+
+
+@unit_of_work
 def begin(core: Core, principal: Principal, key: str, total_length: int | None = None,
           destination: str | None = None, *, dst_parts: Sequence[str] | None = None) -> None:
     """Create the staging collection. AlreadyExists if it exists; QuotaExceeded when total_length
@@ -185,8 +194,10 @@ class PartWriter:
             raise QuotaExceeded("not enough space to stage this part: the quota would be exceeded")
         self._writer.write(data)
 
+    @unit_of_work
     def commit(self) -> PartInfo:
-        """Make the part durable and recorded (replacing a part of the same name), atomically."""
+        """Make the part durable and recorded (replacing a part of the same name), atomically: its
+        references are added and those of the part it replaces released in one sorted pass."""
         if self.length is not None and self._received != self.length:
             raise InvalidInput(f"the body ended after {self._received} of {self.length} bytes")
         written = self._writer.finish()
@@ -195,13 +206,13 @@ class PartWriter:
             up = _get(tx, self.principal, self.key, for_update=True)
             if written.size > self._room_in(tx, up.id):
                 raise QuotaExceeded("not enough space to stage this part: the quota would be exceeded")
-            if content.ref_chunks(tx, Counter(e.digest for e in written.entries), written.new, now,
-                                  incarnations=written.claims):
-                raise StorageUnavailable("a chunk of this part was collected by the garbage collector before "
-                                         "the part was recorded (it took longer than the grace period); retry")
+            deltas = Counter(e.digest for e in written.entries)
             old = repo.get_part(tx, up.id, self.name)
             if old is not None:
-                content.unref_chunks(tx, manifest.ref_counts([old.manifest]), now)
+                deltas.subtract(manifest.ref_counts([old.manifest]))
+            if content.change_refs(tx, deltas, written.new, now, incarnations=written.claims):
+                raise StorageUnavailable("a chunk of this part was collected by the garbage collector before "
+                                         "the part was recorded (it took longer than the grace period); retry")
             repo.put_part(tx, upload_id=up.id, name=self.name, size=written.size,
                           manifest=manifest.pack(written.entries), inline_data=written.inline, now=now)
             repo.touch(tx, up.id, now)
@@ -234,6 +245,7 @@ def list_parts(core: Core, principal: Principal, key: str) -> UploadInfo:
                       [_part_info(p) for p in parts])
 
 
+@unit_of_work
 def abort(core: Core, principal: Principal, key: str) -> None:
     """Delete the upload and release its parts' chunk references."""
     with core.db.write() as tx:
@@ -241,10 +253,13 @@ def abort(core: Core, principal: Principal, key: str) -> None:
         _release(tx, up.id, core.clock())
 
 
-def release_user(tx: Tx, user_id: int, now: float) -> None:
-    """Inside a transaction deleting a user: release every upload of theirs."""
+def detach_user(tx: Tx, user_id: int) -> Counter[bytes]:
+    """Inside a transaction deleting a user: delete every upload of theirs; returns the chunk
+    references their parts held (the caller releases them)."""
+    held: Counter[bytes] = Counter()
     for up in repo.list_for_user(tx, user_id):
-        _release(tx, up.id, now)
+        held.update(_detach(tx, up.id))
+    return held
 
 
 def expire(core: Core, older_than_seconds: float = UPLOAD_TTL) -> int:
@@ -255,17 +270,21 @@ def expire(core: Core, older_than_seconds: float = UPLOAD_TTL) -> int:
     while True:
         with core.db.read() as tx:
             batch = repo.list_expired(tx, cutoff, _EXPIRE_BATCH)
-        removed = 0
-        for up in batch:
-            with core.db.write() as tx:
-                cur = repo.get_for_update(tx, up.user_id, up.upload_key)
-                if cur is None or cur.id != up.id or cur.touched_at >= cutoff:
-                    continue
-                _release(tx, cur.id, core.clock())
-                removed += 1
+        removed = sum(_expire_one(core, up, cutoff) for up in batch)
         done += removed
         if len(batch) < _EXPIRE_BATCH or removed == 0:
             return done
+
+
+@unit_of_work
+def _expire_one(core: Core, up: repo.UploadRecord, cutoff: float) -> int:
+    """Release ``up`` if it is still untouched since cutoff; 1 if it was."""
+    with core.db.write() as tx:
+        cur = repo.get_for_update(tx, up.user_id, up.upload_key)
+        if cur is None or cur.id != up.id or cur.touched_at >= cutoff:
+            return 0
+        _release(tx, cur.id, core.clock())
+        return 1
 
 
 def _build(core: Core, parts: Sequence[repo.PartRecord], size: int) -> Written:
@@ -298,8 +317,10 @@ def _verify(core: Core, written: Written, expected: tuple[str, str]) -> None:
             hasher.update(core.blobs.get(e.digest))
         except ChunkMissing:
             raise StorageUnavailable("a chunk of the upload is missing from the store; retry") from None
-        except (OSError, StoreUnavailable) as exc:
+        except StoreUnavailable as exc:
             raise StorageUnavailable(f"the chunk store could not be read: {exc}") from None
+        except ValueError as exc:  # ChunkCorrupt: damage, reported by fsck --deep
+            raise DataMissing(f"a chunk of the upload is damaged in the chunk store ({exc})") from None
     got = hasher.hexdigest()
     if got != expected[1]:
         raise ChecksumMismatch(f"the assembled content's {expected[0]} is {got}, not {expected[1]} as the "
@@ -310,6 +331,7 @@ def _fingerprint(parts: Sequence[repo.PartRecord]) -> list[tuple[str, int, float
     return sorted((p.name, p.size, p.created_at) for p in parts)
 
 
+@unit_of_work
 def assemble(core: Core, op: Op, key: str, dst_parts: Sequence[str], *, total_length: int | None = None,
              mtime: float | None = None, checksum: str | None = None, content_type: str | None = None,
              preconditions: Preconditions | None = None) -> WriteResult:
@@ -339,13 +361,13 @@ def assemble(core: Core, op: Op, key: str, dst_parts: Sequence[str], *, total_le
         _verify(core, written, expected)
     seen = _fingerprint(parts)
 
-    def stage(tx: Tx, now: float) -> None:
+    def stage(tx: Tx, now: float) -> Counter[bytes]:
         cur = repo.get_for_update(tx, principal.user_id, key)
         if cur is None or cur.id != up.id:
             raise NotFound(f"upload {key!r} was deleted or expired during its assembly")
         if _fingerprint(repo.list_parts(tx, up.id)) != seen:
             raise Conflict(f"the parts of upload {key!r} changed during its assembly; retry")
-        _release(tx, up.id, now)
+        return _detach(tx, up.id)
 
     return commit_version(core, op, dst, written, mtime=mtime,
                           content_type=content_type or mimetypes.guess_type(dst[-1])[0],

@@ -52,15 +52,19 @@ from cartable.core.model import ManifestEntry, Node, Principal, WriteResult
 from cartable.core.preconditions import Preconditions
 from cartable.core.quota import check_quota, quota_of
 from cartable.core.tree import Op, display
+from cartable.core.units import unit_of_work
 from cartable.store.blobs.base import StoreUnavailable
 from cartable.store.meta import content
 from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.engine import Tx
-from cartable.store.meta.errors import RowConflict
+from cartable.store.meta.errors import RowConflict, TransientConflict
 
 __all__ = ["Upload", "room_for", "ContentWriter", "Written", "PendingVersion", "commit_versions",
-           "commit_version"]
+           "commit_version", "Stage"]
+
+# A step of a commit (see commit_version): runs inside its transaction, returns references to release.
+Stage = Callable[[Tx, float], Counter[bytes]]
 
 _PRECHECK_MIN = 256 * 1024
 _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cartable-write")
@@ -102,6 +106,7 @@ class ContentWriter:
         # that incarnation: a later batch holding the same incarnation need not write them again.
         self._put_under: dict[bytes, int] = {}
         self._pending_write: Future[list[tuple[bytes, int, int]]] | None = None
+        self._written: Written | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.received += len(data)
@@ -119,8 +124,8 @@ class ContentWriter:
         if not chunks:
             return
         digests = [chunk_digest(c) for c in chunks]
-        with self.core.db.write() as tx:
-            claims = content.claim_chunks(tx, {d: len(c) for d, c in zip(digests, chunks)}, self.core.clock())
+        sizes = {d: len(c) for d, c in zip(digests, chunks)}
+        claims = self.core.db.transact(lambda tx: content.claim_chunks(tx, sizes, self.core.clock()))
         hit("writes.after_claim")
         to_write: dict[bytes, bytes] = {}
         for d, c in zip(digests, chunks):
@@ -148,12 +153,18 @@ class ContentWriter:
         try:
             for d, size, stored in fut.result():
                 self._new[d] = (size, stored)
-        except (OSError, StoreUnavailable) as exc:
+        except StoreUnavailable as exc:
             raise StorageUnavailable(f"the chunk store could not save data: {exc}") from None
 
     def finish(self) -> Written:
         """End of the stream: every chunk of the manifest is durable when this returns. Content
-        of at most ``inline_max`` bytes comes back inline (when allowed), with no chunk written."""
+        of at most ``inline_max`` bytes comes back inline (when allowed), with no chunk written.
+        Called again, returns the same (a unit of work run again after a transient conflict)."""
+        if self._written is None:
+            self._written = self._finish()
+        return self._written
+
+    def _finish(self) -> Written:
         rest = self._chunker.finish()
         if self.allow_inline and not self._entries and self.received <= self.core.limits.inline_max:
             inline = b"".join(self._pending + rest)
@@ -239,6 +250,7 @@ class Upload:
             raise ChecksumMismatch(f"the content's {self.expected[0]} is {got}, not {self.expected[1]} "
                                    "as the client declared; nothing was stored")
 
+    @unit_of_work
     def commit(self) -> WriteResult:
         """Finish the stream and make the new version visible, atomically."""
         written = self._finish()
@@ -266,21 +278,32 @@ def room_for(core: Core, principal: Principal, parts: Sequence[str], pre: Precon
     return room + (existing.size if existing is not None else 0)
 
 
+@unit_of_work
 def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *, mtime: float | None,
                    content_type: str | None, checksums: str | None, pre: Preconditions,
-                   stage: Callable[[Tx, float], None] | None = None) -> WriteResult:
-    """Make ``written`` the new version of the file at parts, in ONE metadata transaction: parent,
-    preconditions (``pre``, on the target as this transaction sees it), folder conflict, the name
-    of a new file (core.names), locks, quota, chunk references (each chunk row must be live and,
+                   stage: Stage | None = None) -> WriteResult:
+    """Make ``written`` the new version of the file at parts, in ONE metadata transaction: the
+    space lock, parent, preconditions (``pre``, on the target as this transaction sees it), folder
+    conflict, the name of a new file (core.names), locks, quota; then ``stage``; then the old
+    version's row goes, and ONE sorted pass over the chunk rows adds the new version's references
+    and releases the old version's and the staged ones (each added chunk's row must be live and,
     for the chunks in written.claims, the incarnation the writer claimed: else
-    StorageUnavailable, retry), version, node, etag/size propagation, journal. ``stage(tx, now)``,
-    when given, runs in the same transaction right after the version's chunk references were
-    added (so it may release other references to the same chunks safely), and may raise to abort
-    everything."""
+    StorageUnavailable, retry); then the version row, the node, etag/size propagation, journal.
+
+    ``stage(tx, now)``, when given, runs in the same transaction after the checks and before any
+    chunk row is touched; it returns the chunk references to release (Counter of digests: the
+    staged parts' of a chunked upload, which move to the version), and may raise to abort
+    everything. A unit of work: run again whole on a transient database conflict.
+
+    The space is held SHARED (one user's uploads from several devices run together; issue 11):
+    the file's own row is locked before it is read, the quota is checked again on the root
+    folder's size once this transaction holds the root's row (the last statements before the
+    commit, serialised there and only there), and two writers creating the same new name at once
+    make the later one run again and replace the earlier one's file, as if they had queued."""
     now = core.clock()
     item = PendingVersion(tuple(parts), written, mtime, content_type, checksums, pre)
     with core.db.write() as tx:
-        batch = _Batch(core, tx, op, now)
+        batch = _Batch(core, tx, op, now, shared=True)
         result = batch.install(item, stage)
         batch.finish()
         hit("writes.commit.before_commit")
@@ -300,6 +323,7 @@ class PendingVersion:
     pre: Preconditions = field(default_factory=Preconditions)
 
 
+@unit_of_work
 def commit_versions(core: Core, op: Op, items: Sequence[PendingVersion]) -> list[WriteResult | CartableError]:
     """Commit many files at once (bulk upload): each exactly as ``commit_version`` would, in ONE
     metadata transaction, each in its own savepoint, so that a failing file (missing folder,
@@ -338,9 +362,10 @@ class _Batch:
     ancestors resolved once, and the size changes summed per folder until ``finish`` propagates
     them (one new etag per folder) and writes the journal."""
 
-    def __init__(self, core: Core, tx: Tx, op: Op, now: float) -> None:
-        self.core, self.tx, self.op, self.now = core, tx, op, now
-        self.space = tree.space_of(tx, op.principal, for_update=True)
+    def __init__(self, core: Core, tx: Tx, op: Op, now: float, *, shared: bool = False) -> None:
+        """shared: hold the space shared, not exclusively (see commit_version)."""
+        self.core, self.tx, self.op, self.now, self.shared = core, tx, op, now, shared
+        self.space = tree.space_of(tx, op.principal, for_update=not shared, shared=shared)
         self._parents: dict[tuple[str, ...], tuple[Node, list[int]]] = {}
         self._deltas: dict[int, int] = {}  # folder id → bytes added below it by this batch
         self._touched: set[int] = set()  # direct parents (their mtime moves)
@@ -357,12 +382,12 @@ class _Batch:
             self._parents[key] = found
         return found
 
-    def install(self, item: PendingVersion, stage: Callable[[Tx, float], None] | None = None) -> WriteResult:
+    def install(self, item: PendingVersion, stage: Stage | None = None) -> WriteResult:
         core, tx, op, now, parts, written = self.core, self.tx, self.op, self.now, item.parts, item.written
         size = written.size
         mtime = item.mtime if item.mtime is not None else now
         parent, ancestors = self._parent(parts)
-        existing = nodes_repo.child(tx, parent.id, parts[-1])
+        existing = nodes_repo.child(tx, parent.id, parts[-1], for_update=self.shared)
         item.pre.check(tx, self.space, existing, display(parts), now)
         if existing is not None and existing.is_dir:
             raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
@@ -374,12 +399,16 @@ class _Batch:
         tree.check_locks(tx, op, display(parts), target_locks)
         old_size = existing.size if existing is not None else 0
         check_quota(core, tx, self.space, size - old_size, used=self._used)
-        refs = Counter(e.digest for e in written.entries)
-        if content.ref_chunks(tx, refs, written.new, now, incarnations=written.claims):
+        deltas = Counter(e.digest for e in written.entries)
+        if stage is not None:
+            deltas.subtract(stage(tx, now))
+        if existing is not None and existing.version_id is not None:
+            old = content.take_version(tx, existing.version_id, existing.id)
+            if old is not None:
+                deltas.subtract(manifest.ref_counts([old]))
+        if content.change_refs(tx, deltas, written.new, now, incarnations=written.claims):
             raise StorageUnavailable("a chunk of this content was collected by the garbage collector "
                                      "before the upload finished (it took longer than the grace period); retry")
-        if stage is not None:
-            stage(tx, now)
         etag = new_etag()
         if existing is None:
             try:
@@ -387,13 +416,13 @@ class _Batch:
                                             kind="f", size=size, mtime=mtime, ctime=now, etag=etag,
                                             content_type=item.content_type, checksums=item.checksums)
             except RowConflict:
+                if self.shared:  # created by a writer that held the space with us: run again, replace it
+                    raise TransientConflict(f"{display(parts)} was created by a concurrent request") from None
                 raise Conflict(f"{display(parts)} was created by another request; retry") from None
         else:
             node_id = existing.id
         vid = content.insert_version(tx, node_id=node_id, size=size, manifest=manifest.pack(written.entries),
                                      inline_data=written.inline, created_at=now)
-        if existing is not None:
-            _drop_version(tx, existing, now)
         nodes_repo.update_node(tx, node_id, size=size, mtime=mtime, etag=etag, version_id=vid,
                                content_type=item.content_type, checksums=item.checksums)
         delta = size - old_size
@@ -407,16 +436,17 @@ class _Batch:
         return WriteResult(node, existing is None)
 
     def finish(self) -> None:
-        """Propagate the summed size changes with one new etag per folder, then the journal."""
-        tree.propagate_sums(self.tx, self._deltas, self._touched, self.now)
+        """Propagate the summed size changes with one new etag per folder, then the journal. With
+        the space held shared, the quota is checked again here, on the root's size as it is once
+        this transaction holds the root's row: writers that passed the first check together do
+        not pass this one together. The journal's entries are appended after that lock too, so
+        that a space's entries are numbered in the order their transactions commit."""
+        grown = self._deltas.get(self.space.root_id, 0)
+        sizes = tree.propagate_sums(self.tx, self._deltas, self._touched, self.now)
+        if self.shared and grown > 0:
+            used, quota = sizes[self.space.root_id], quota_of(self.core, self.space)
+            if used > quota:
+                raise QuotaExceeded(f"not enough space: {grown} more bytes would exceed the quota "
+                                    f"({used - grown} of {quota} bytes used)")
         tree.record_each(self.tx, self.op, self._journal, self.now)
         self._deltas, self._touched, self._journal = {}, set(), []
-
-
-def _drop_version(tx: Tx, existing: Node, now: float) -> None:
-    if existing.version_id is None:
-        return
-    old = content.get_version(tx, existing.version_id)
-    if old is not None:
-        content.unref_chunks(tx, manifest.ref_counts([old.manifest]), now)
-        content.delete_versions(tx, [old.id])
