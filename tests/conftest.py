@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""Shared fixtures: a core on real SQLite + a real chunk folder, an in-process WebDAV client,
-and a real `cartable serve` process on loopback (readiness polled, never slept)."""
+"""Shared fixtures: a core on the test backend (tests/backend.py: SQLite + a chunk folder, or a
+fresh PostgreSQL database + a Ceph RGW bucket), an in-process WebDAV client, and a real
+`cartable serve` process on loopback (readiness polled, never slept)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,26 @@ from cartable.config import load_settings
 from cartable.core import accounts
 from cartable.core.context import Core
 from cartable.server import build_app, open_core
+from tests import backend
 
 PASSWORD = "alice-secret-pw"
 DAV = "/remote.php/dav/files/alice"
 
 
 def make_settings(data: Path, **extra: object):
-    return load_settings(None, {"data": data, **extra}, environ={})
+    """Settings of the instance at ``data`` on the test backend (``extra`` overrides)."""
+    return load_settings(None, {"data": data, **backend.settings_for(data), **extra}, environ={})
+
+
+@pytest.fixture(autouse=True)
+def _backend_cleanup() -> Iterator[None]:
+    """Drop the test's PostgreSQL databases after it (pg-rgw); nothing on sqlite-local."""
+    yield
+    backend.forget()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"cartable test backend: {backend.BACKEND} (CARTABLE_TEST_BACKEND)"
 
 
 @pytest.fixture
@@ -72,6 +86,7 @@ class LiveServer:
     admin_password: str = "admin-secret-pw"
     extra_env: dict[str, str] | None = None  # CARTABLE_* settings for this server
     serve_env: dict[str, str] = field(default_factory=dict)  # more environment for `serve` only
+    ready_seconds: float = 30.0  # how long start() waits for the health check before failing
 
     @property
     def url(self) -> str:
@@ -80,6 +95,7 @@ class LiveServer:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARTABLE_")}
         env.update(CARTABLE_ADMIN_PASSWORD=self.admin_password, CARTABLE_LOG_LEVEL="warning")
+        env.update(backend.environ_for(self.data))
         env.update(self.extra_env or {})
         return env
 
@@ -88,7 +104,7 @@ class LiveServer:
             self.proc = subprocess.Popen(
                 [*cartable_exe(), "serve", "--data", str(self.data), "--port", str(self.port)],
                 env={**self.env(), **self.serve_env}, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.ready_seconds
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"cartable serve exited with {self.proc.returncode}; see {log.name}")
@@ -98,7 +114,7 @@ class LiveServer:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("cartable serve did not become ready within 30 s")
+        raise RuntimeError(f"cartable serve did not become ready within {self.ready_seconds:.0f} s")
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -164,3 +180,32 @@ def require_tool(name: str, installer: str = "scripts/install-deps.sh") -> str:
     if path is None:
         pytest.fail(f"{name} is not installed; run {installer} (CI does)")
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On pg-rgw, deselect the tests marked local_only, and the power-loss group (it simulates
+    the local folder's and SQLite's files losing power): they run on sqlite-local. Remembered
+    for the summary: listed, never silently left out."""
+    if not backend.on_pg():
+        return
+
+    def local_only(item: pytest.Item) -> bool:
+        return any(item.get_closest_marker(m) is not None for m in ("local_only", "powerloss"))
+
+    local = [item for item in items if local_only(item)]
+    if local:
+        config.hook.pytest_deselected(items=local)
+        items[:] = [item for item in items if not local_only(item)]
+        config.stash[_LOCAL_ONLY] = [item.nodeid for item in local]
+
+
+_LOCAL_ONLY = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    local = config.stash.get(_LOCAL_ONLY, [])
+    if local:
+        terminalreporter.write_sep("-", f"{len(local)} local_only tests not run on {backend.BACKEND} "
+                                        "(they run on sqlite-local)")
+        for nodeid in local:
+            terminalreporter.write_line(nodeid)

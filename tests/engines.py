@@ -4,12 +4,15 @@ session by the project's own scripts (scripts/engines/*.sh) on loopback, stopped
 
 An engine that cannot start fails the tests that need it, loudly, naming the script to run; it is
 never skipped. Tests isolate themselves inside one engine: a fresh database per test on PostgreSQL,
-a fresh bucket per test on S3.
+a fresh bucket per test on S3. For a quick inner loop, ``CARTABLE_TEST_POSTGRES_DIR`` (or
+``_CEPH_DIR``, ``_SWIFT_DIR``) names the folder of an engine started by hand
+(``bash scripts/engines/postgres.sh start``): it is used and left running.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import subprocess
 import threading
 import uuid
@@ -54,6 +57,11 @@ def engine(name: str) -> Engine:
             return _started[name]
         if name in _failed:
             pytest.fail(_failed[name])
+        running = os.environ.get(f"CARTABLE_TEST_{name.upper()}_DIR")
+        if running:  # an engine the developer started and keeps (its start printed the folder)
+            env = dict(line.split("=", 1) for line in Path(running, "env").read_text().splitlines() if "=" in line)
+            _started[name] = Engine(name, env)
+            return _started[name]
         script = SCRIPTS / _SCRIPT[name]
         try:
             proc = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=300)

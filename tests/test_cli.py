@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from cartable.config import ConfigError, load_settings
-from tests.conftest import DAV, PASSWORD, LiveServer, cartable_exe, free_port
+from cartable.server import open_blobs
+from tests.conftest import DAV, PASSWORD, LiveServer, cartable_exe, free_port, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -89,10 +90,10 @@ def test_fsck_reports_a_missing_chunk(live_server: LiveServer) -> None:
     url = f"{live_server.url}{DAV}/"
     data = bytes(range(256)) * 4096  # 1 MiB: stored as a chunk, not inline
     assert httpx.put(f"{url}f.bin", content=data, auth=("alice", PASSWORD)).status_code == 201
-    chunks = [p for p in (live_server.data / "chunks").rglob("*") if p.is_file()]
+    store = open_blobs(make_settings(live_server.data))  # the server's chunk store, on any test backend
+    chunks = [d for d, _mtime in store.iter_digests()]
     assert chunks
-    for p in chunks:
-        p.unlink()
+    store.delete_many(chunks)
     r = live_server.admin("fsck")
     assert r.returncode == 1 and "missing from the chunk store" in r.stdout
 

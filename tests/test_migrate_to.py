@@ -24,7 +24,9 @@ from cartable.store.meta import journal
 from tests.conftest import cartable_exe
 from tests.engines import engine, new_bucket, new_database
 
-pytestmark = [pytest.mark.pg, pytest.mark.s3]
+# It moves an embedded instance (SQLite + folder) to engines it starts itself: once is enough
+# (tests/backend.py: local_only).
+pytestmark = [pytest.mark.pg, pytest.mark.s3, pytest.mark.local_only]
 
 PW = {"alice": "alice-secret-pw", "bob": "bob-secret-pw"}
 

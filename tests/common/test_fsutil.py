@@ -26,6 +26,9 @@ from cartable.common.fsutil import (
     write_temp,
 )
 
+# The local folder's durability helpers themselves (tests/backend.py: local_only).
+pytestmark = pytest.mark.local_only
+
 
 class Recording(OsFileOps):
     """The real operations, each recorded as (name, path relative to ``root``)."""

@@ -12,8 +12,7 @@ from cartable.core.context import Core, Limits
 from cartable.core.model import Principal
 from cartable.core.tree import Op
 from cartable.store.blobs.local import LocalChunkStore
-from cartable.store.meta.engine import MetaDB, sqlite_url
-from cartable.store.meta.migrate import upgrade
+from tests.backend import open_test_blobs, open_test_db
 
 
 class FakeClock:
@@ -27,10 +26,12 @@ class FakeClock:
         self.now += seconds
 
 
-def make_core(tmp: Path, clock: object = None, **limits: object) -> Core:
-    db = MetaDB(sqlite_url(tmp / "meta.db"))
-    upgrade(db)
-    core = Core(db, LocalChunkStore(tmp / "chunks"), Limits(**limits))  # type: ignore[arg-type]
+def make_core(tmp: Path, clock: object = None, *, local_blobs: bool = False, **limits: object) -> Core:
+    """A core on the test backend (tests/backend.py) whose files live in ``tmp``; local_blobs:
+    its chunks in the local folder tmp/chunks on every backend (tests of the folder's own fault
+    points, which still exercise the metadata database of the backend)."""
+    blobs = LocalChunkStore(tmp / "chunks") if local_blobs else open_test_blobs(tmp)
+    core = Core(open_test_db(tmp), blobs, Limits(**limits))  # type: ignore[arg-type]
     if clock is not None:
         core.clock = clock  # type: ignore[assignment]
     return core

@@ -21,6 +21,7 @@ from cartable.core.errors import DataMissing
 from cartable.server import open_core
 from cartable.store.meta.schema import locks as locks_table
 from cartable.store.meta.schema import nodes, versions
+from tests.backend import environ_for
 from tests.conftest import DAV, PASSWORD, make_settings
 from tests.core.conftest import FakeClock, op_for
 from tests.core.test_gc_race import put
@@ -111,12 +112,14 @@ def test_admin_gc_says_what_is_waiting(tmp_path: Path) -> None:
     put(core, op, ("a.bin",), random.Random(32).randbytes(2_500_000))
     files.delete(core, op, ("a.bin",))
     core.db.dispose()
-    r = CliRunner().invoke(admin_app, ["gc", "--grace", "3600", "--data", str(data_dir)])
+    r = CliRunner().invoke(admin_app, ["gc", "--grace", "3600", "--data", str(data_dir)],
+                           env=environ_for(data_dir))
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0] == ("deleted 0 chunks, 0 orphan blobs, 0 temporary files; released 0 abandoned uploads "
                         "and 0 expired locks")
     assert re.fullmatch(r"\d+ chunks \(\d+\.\d MB\) are waiting out the grace period; the first can be "
                         r"collected at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", lines[1]), lines[1]
-    r = CliRunner().invoke(admin_app, ["gc", "--data", str(tmp_path / "empty")])
+    r = CliRunner().invoke(admin_app, ["gc", "--data", str(tmp_path / "empty")],
+                           env=environ_for(tmp_path / "empty"))
     assert r.exit_code == 0 and r.output.splitlines()[1] == "no chunk is waiting out the grace period"

@@ -30,6 +30,10 @@ from cartable.store.meta.migrate import upgrade
 from tests.core.conftest import FakeClock, op_for
 from tests.engines import S3_ENGINES, engine, new_bucket
 
+# Runs every chunk store (folder, RGW, Swift) on its own engines, whatever the test backend: once is enough
+# (tests/backend.py: local_only).
+pytestmark = pytest.mark.local_only
+
 BACKENDS = ["local-durable", "local-fast", *(pytest.param(f"s3-{e}", marks=pytest.mark.s3) for e in S3_ENGINES)]
 
 

@@ -22,6 +22,9 @@ from cartable.store.blobs import codec
 from cartable.store.blobs.base import ChunkStore, StoreUnavailable
 from cartable.store.blobs.local import LocalChunkStore
 
+# The local chunk folder itself (tests/backend.py: local_only).
+pytestmark = pytest.mark.local_only
+
 # Each backend: (build store, path of a stored object on disk or None when the test cannot reach it).
 Backend = tuple[ChunkStore, Callable[[bytes], Path]]
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,26 @@ from alembic.script import ScriptDirectory
 from cartable.store.meta.engine import MetaDB, sqlite_url
 from cartable.store.meta.migrate import alembic_config, upgrade
 from cartable.store.meta.schema import metadata
+from tests.backend import on_pg
+
+
+@pytest.fixture
+def empty_db(tmp_path: Path) -> Iterator[MetaDB]:
+    """An EMPTY database of the test backend: SQLite, or a new PostgreSQL database (not the
+    migrated template: these tests run the migrations themselves)."""
+    if not on_pg():
+        db = MetaDB(sqlite_url(tmp_path / "m.db"))
+        yield db
+        db.dispose()
+        return
+    from tests.engines import drop_database, engine, new_database
+
+    pg = engine("postgres")
+    url = new_database(pg)
+    db = MetaDB(url)
+    yield db
+    db.dispose()
+    drop_database(pg, url)
 
 
 def test_revisions_form_one_chain(tmp_path: Path) -> None:
@@ -24,8 +45,8 @@ def test_revisions_form_one_chain(tmp_path: Path) -> None:
     assert len(heads) == 1, f"several migration heads: {heads}"
 
 
-def test_migrated_database_matches_schema(tmp_path: Path) -> None:
-    db = MetaDB(sqlite_url(tmp_path / "m.db"))
+def test_migrated_database_matches_schema(empty_db: MetaDB) -> None:
+    db = empty_db
     try:
         upgrade(db)
         with db.engine.connect() as conn:
@@ -35,19 +56,19 @@ def test_migrated_database_matches_schema(tmp_path: Path) -> None:
     assert diff == [], f"schema.py and the migrations disagree: {diff}"
 
 
-def test_names_differing_only_by_case_stop_the_upgrade_and_change_nothing(tmp_path: Path) -> None:
+def test_names_differing_only_by_case_stop_the_upgrade_and_change_nothing(empty_db: MetaDB) -> None:
     from sqlalchemy import text
 
     from cartable.store.meta.errors import MigrationRefused
     from cartable.store.meta.migrate import current_revision
 
-    db = MetaDB(sqlite_url(tmp_path / "m.db"))
+    db = empty_db
     try:
         upgrade(db, "0004")
         with db.engine.begin() as conn:
             for name in ("alice", "Alice", "bob", "carol", "CAROL"):
                 conn.execute(text("INSERT INTO users (name, display_name, email, password_hash, is_admin, "
-                                  "disabled, auth_version, created_at) VALUES (:n, :n, '', 'x', 0, 0, 1, 0)"),
+                                  "disabled, auth_version, created_at) VALUES (:n, :n, '', 'x', false, false, 1, 0)"),
                              {"n": name})
         with pytest.raises(MigrationRefused) as refused:
             upgrade(db)
@@ -70,10 +91,10 @@ def test_names_differing_only_by_case_stop_the_upgrade_and_change_nothing(tmp_pa
         db.dispose()
 
 
-def test_downgrade_of_the_authentication_revision(tmp_path: Path) -> None:
+def test_downgrade_of_the_authentication_revision(empty_db: MetaDB) -> None:
     from alembic import command
 
-    db = MetaDB(sqlite_url(tmp_path / "m.db"))
+    db = empty_db
     try:
         upgrade(db)
         command.downgrade(alembic_config(db), "0004")
