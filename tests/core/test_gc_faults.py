@@ -63,6 +63,7 @@ class World:
     tmp: Path
     clock: FakeClock = field(default_factory=FakeClock)
     acked: dict[Name, bytes] = field(default_factory=dict)
+    inflight: tuple[Name, bytes] | None = None  # a put whose commit had not returned yet
     check_each_step: bool = False
     core: Core = field(init=False)
     op: Op = field(init=False)
@@ -82,8 +83,10 @@ class World:
         up = Upload(self.core, self.op, (name,))
         for i in range(0, len(data), MIB):
             up.write(data[i:i + MIB])
+        self.inflight = ((name,), data)
         up.commit()
         self.acked[(name,)] = data
+        self.inflight = None
         if self.check_each_step:
             check_acked(self)
 
@@ -171,6 +174,11 @@ def crash_and_recover(tmp: Path, point: str, nth: int) -> None:
         workload(w, "")
     faults.disarm_all()
     w.restart()
+    if w.inflight is not None and point == "writes.commit.after_commit":
+        # the crash came after the commit, before the answer: the new content is there, unacknowledged
+        name, data = w.inflight
+        if reads.open_content(w.core, w.op.principal, name).read_all() == data:
+            w.acked[name] = data
     check_acked(w)
     w.check_each_step = True
     workload(w, "r-")  # the same contents again, on whatever the crash left
