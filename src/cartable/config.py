@@ -117,7 +117,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("default_quota", parse_size, 100 * 10**9, "Quota of accounts without their own (bytes, or 100GB)."),
     Setting("inline_max", parse_size, 8192, "Files up to this size are stored in the database itself."),
     Setting("gc_grace_seconds", float, 86400.0, "Unreferenced chunks are deleted only after this long."),
-    Setting("gc_interval_seconds", float, 3600.0, "How often the server collects garbage (0: never)."),
+    Setting("gc_interval_seconds", float, 3600.0,
+            "How often the fleet collects garbage and sweeps a slice of the chunk store (0: never on this node)."),
+    Setting("gc_sweep_objects_per_run", int, 1_000_000,
+            "Chunk objects one orphan-sweep run lists at most; the next run resumes where it stopped."),
+    Setting("gc_sweep_pause_seconds", float, 0.05,
+            "Pause of the orphan sweep after each batch of 200 objects it lists (eases the load on the store)."),
+    Setting("maintenance_interval_seconds", float, 600.0,
+            "How often the fleet expires abandoned uploads and purges expired locks, login counters and "
+            "login flows (0: never on this node)."),
+    Setting("job_lease_seconds", float, 60.0,
+            "Time to live of a background job's lease; its holder renews it every third of that, and "
+            "another node takes the job over this long after its holder died."),
     Setting("max_xml_body", parse_size, 1024 * 1024, "Largest XML request body accepted (PROPFIND, LOCK...)."),
     Setting("auth_cache_seconds", float, 60.0, "How long a verified credential is trusted without argon2."),
     Setting("login_failure_decay_seconds", float, 60.0,
@@ -172,6 +183,10 @@ class Settings:
     inline_max: int
     gc_grace_seconds: float
     gc_interval_seconds: float
+    gc_sweep_objects_per_run: int
+    gc_sweep_pause_seconds: float
+    maintenance_interval_seconds: float
+    job_lease_seconds: float
     max_xml_body: int
     auth_cache_seconds: float
     login_failure_decay_seconds: float
@@ -258,6 +273,14 @@ def _validate(s: Settings) -> None:
         raise ConfigError("inline_max above 1 MiB would bloat the database; keep it small")
     if s.gc_grace_seconds < 60:
         raise ConfigError("gc_grace_seconds below 60 would let the GC race uploads; use at least 60")
+    for name in ("gc_interval_seconds", "maintenance_interval_seconds", "gc_sweep_pause_seconds"):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{name} must be zero or more")
+    if s.gc_sweep_objects_per_run < 200:
+        raise ConfigError("gc_sweep_objects_per_run must be at least 200 (one batch)")
+    if s.job_lease_seconds < 2:
+        raise ConfigError("job_lease_seconds below 2 would let a busy node lose its lease between two renewals; "
+                          "use at least 2")
     if s.default_quota < 0:
         raise ConfigError("default_quota must be zero or more")
     if s.login_failure_decay_seconds < 1:

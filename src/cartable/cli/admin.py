@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""`cartable admin ...`: accounts, app passwords, fsck, gc, migrate. Safe while the server runs
+"""`cartable admin ...`: accounts, app passwords, fsck, gc, jobs, migrate. Safe while the server runs
 (SQLite WAL lets both processes work; writers wait for each other)."""
 
 from __future__ import annotations
@@ -206,15 +206,46 @@ def fsck_cmd(
 @admin_app.command("gc")
 def gc_cmd(
     grace: Annotated[Optional[float], typer.Option(help="Grace period in seconds (default: configured).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="If a node is running a GC job, wait for it to finish "
+                                                      "instead of giving up.")] = False,
     data: DataOpt = None, config: ConfigOpt = None,
 ) -> None:
-    """Delete chunks that nothing has referenced for the grace period; say what is still waiting."""
-    core = _core(config, data)
+    """Collect garbage now: the same jobs, under the same leases, as the serving nodes run
+    (abandoned uploads, expired locks, unreferenced chunks, one slice of the orphan sweep); say
+    what is still waiting. Refused (exit 1) while a node is running one of them, unless --wait."""
+    from cartable.core import jobs
+    from cartable.server import job_policy
+
     if grace is not None and grace < 60:
         raise _fail(ValueError("a grace period under 60 s could delete chunks an upload is about to use"))
-    stats = gc.collect(core, grace=grace)
+    settings = settings_from(config, data=data)
+    core = _core(config, data)
+    told: set[str] = set()
+
+    def wait_for(held: jobs.LeaseHeld) -> None:
+        if held.job not in told:
+            told.add(held.job)
+            typer.echo(f"waiting: the background job {held.job} is running on node {held.holder}", err=True)
+        time.sleep(1.0)
+
+    try:
+        stats = jobs.run_gc(core, job_policy(settings), jobs.new_node_id("admin"), grace=grace,
+                            on_held=wait_for if wait else None)
+    except jobs.LeaseHeld as held:
+        typer.echo(f"error: the background job {held.job} is running on node {held.holder} (its lease runs "
+                   f"until {_utc(held.until)} UTC and is renewed while it works); it logs what it does there. "
+                   "Run `cartable admin jobs` to follow it, and this command again once it is done, or "
+                   "with --wait.", err=True)
+        raise typer.Exit(1) from None
+    except jobs.LeaseLost as exc:
+        typer.echo(f"error: {exc}; the node that took it over finishes the collection", err=True)
+        raise typer.Exit(1) from None
     for line in gc_report(stats):
         typer.echo(line)
+
+
+def _utc(when: float) -> str:
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def gc_report(stats: gc.GcStats) -> list[str]:
@@ -225,9 +256,14 @@ def gc_report(stats: gc.GcStats) -> list[str]:
     if stats.chunks_waiting == 0 or stats.next_collectible_at is None:
         lines.append("no chunk is waiting out the grace period")
     else:
-        when = datetime.fromtimestamp(stats.next_collectible_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         lines.append(f"{stats.chunks_waiting} chunks ({_human(stats.bytes_waiting)}) are waiting out the "
-                     f"grace period; the first can be collected at {when} UTC")
+                     f"grace period; the first can be collected at {_utc(stats.next_collectible_at)} UTC")
+    if stats.sweep_complete:
+        lines.append(f"orphan sweep: listed {stats.sweep_listed} chunk objects, completing a pass over the store")
+    else:
+        where = stats.sweep_cursor.hex()[:16] if stats.sweep_cursor else "the start"
+        lines.append(f"orphan sweep: listed {stats.sweep_listed} chunk objects (gc_sweep_objects_per_run); the "
+                     f"next run goes on after {where}")
     return lines
 
 
@@ -278,6 +314,33 @@ def migrate_to_cmd(
     if not report.ok:
         raise typer.Exit(1)
     typer.echo("point the servers' configuration at the target stores, then start them")
+
+
+@admin_app.command("jobs")
+def jobs_cmd(data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """Show the background jobs: which node runs each now, the last run and its outcome, the next."""
+    from cartable.core import jobs
+
+    core = _core(config, data)
+    now = jobs.now(core)  # the database's clock, which the leases run on
+    rows = {r.name: r for r in jobs.status(core)}
+    names = sorted(set(rows) | {j.name for j in jobs.fleet_jobs(jobs.JobPolicy())})
+    for name in names:
+        rec = rows.get(name)
+        if rec is None:
+            typer.echo(f"{name}: never ran")
+            continue
+        state = (f"running on {rec.holder} (lease until {_utc(rec.expires_at)} UTC)" if rec.held_at(now)
+                 else "idle")
+        typer.echo(f"{name}: {state}")
+        if rec.finished_at is not None:
+            by = "" if rec.held_at(now) else f" on {rec.holder}"  # the holder of the lease ran it last
+            typer.echo(f"  last run: finished {_utc(rec.finished_at)} UTC{by}: {rec.outcome}")
+        if not rec.held_at(now):
+            due = "now" if rec.next_run_at <= now else f"at {_utc(rec.next_run_at)} UTC"
+            typer.echo(f"  next run: {due}")
+        if rec.cursor:
+            typer.echo(f"  resumes after: {rec.cursor[:16]}")
 
 
 @admin_app.command("migrate")

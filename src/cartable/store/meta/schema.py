@@ -28,7 +28,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
     "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows", "favorites",
-    "login_counters",
+    "login_counters", "leases",
 ]
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
@@ -241,4 +241,21 @@ login_counters = Table(
     "login_counters", metadata,
     Column("key", LargeBinary(32), primary_key=True),
     Column("expires_at", Float, nullable=False, index=True),
+)
+
+# Background jobs (core/jobs.py) run once across the fleet: one row per job, held by one node at a
+# time. ``holder`` is the node that holds it, or held it last; the lease is free once
+# ``expires_at`` is past (the holder released it, or died and stopped renewing). ``next_run_at``
+# is when the fleet should run the job again; ``cursor`` lets a long job (the orphan sweep)
+# resume where the last run stopped, whichever node runs it next.
+leases = Table(
+    "leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("next_run_at", Float, nullable=False),
+    Column("cursor", String(256), nullable=True),
+    Column("started_at", Float, nullable=True),  # start of the last run
+    Column("finished_at", Float, nullable=True),  # end of the last finished run
+    Column("outcome", String(1024), nullable=True),  # one line: what the last finished run did
 )
