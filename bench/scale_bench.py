@@ -292,6 +292,44 @@ def generate(pg: Pg, db: str, n: int) -> dict[str, float]:
     return steps
 
 
+def add_users(pg: Pg, db: str, count: int) -> float:
+    """``count`` more users, each with a home space and an empty root folder (the reference
+    deployment's 600,000 accounts), so that account and space lookups run against tables of a
+    realistic size; once per database (meta_kv 'scale_bench_users'). Returns the seconds taken."""
+    t0 = time.perf_counter()
+    with psycopg.connect(pg.conninfo(db)) as c:
+        done = c.execute("SELECT value FROM meta_kv WHERE key = 'scale_bench_users'").fetchone()
+        if done is not None or count <= 0:
+            return 0.0
+        now = time.time()
+        ub, sb, nb = (c.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t}").fetchone()[0]
+                      for t in ("users", "spaces", "nodes"))
+        p = {"ub": ub, "sb": sb, "nb": nb, "count": count, "now": now, "user": USER}
+        c.execute("""INSERT INTO users (id, name, name_key, display_name, email, password_hash, is_admin,
+                                        disabled, auth_version, created_at)
+                     SELECT %(ub)s + k, 'u' || lpad(k::text, 7, '0'), 'u' || lpad(k::text, 7, '0'),
+                            'u' || lpad(k::text, 7, '0'), '',
+                            (SELECT password_hash FROM users WHERE name = %(user)s), false, false, 1, %(now)s
+                       FROM generate_series(0, %(count)s - 1) k""", p)
+        c.execute("""INSERT INTO nodes (id, space_id, parent_id, name, kind, size, mtime, ctime, etag)
+                     SELECT %(nb)s + k, %(sb)s + k, NULL, '', 'd', 0, %(now)s, %(now)s,
+                            substr(md5(random()::text), 1, 20)
+                       FROM generate_series(0, %(count)s - 1) k""", p)
+        c.execute("""INSERT INTO spaces (id, kind, owner_id, root_id, quota)
+                     SELECT %(sb)s + k, 'home', %(ub)s + k, %(nb)s + k, NULL
+                       FROM generate_series(0, %(count)s - 1) k""", p)
+        for table in ("users", "spaces", "nodes"):
+            seq = c.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()[0]
+            c.execute(f"SELECT setval('{seq}', (SELECT max(id) FROM {table}))")
+        c.execute("INSERT INTO meta_kv (key, value) VALUES ('scale_bench_users', %s)", (str(count),))
+        c.commit()
+    with psycopg.connect(pg.conninfo(db), autocommit=True) as c:
+        c.execute("VACUUM (ANALYZE) users, spaces, nodes")
+    took = time.perf_counter() - t0
+    log(f"  {db}: {count:,} more users with a space and a root folder: {took:.1f} s")
+    return took
+
+
 def meta_bytes(pg: Pg, db: str) -> tuple[int, int, dict[str, int]]:
     """(bytes of every table with its indexes and TOAST, file count, bytes per table)."""
     with psycopg.connect(pg.conninfo(db)) as c:
@@ -577,6 +615,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=200, help="requests per latency step per round")
     ap.add_argument("--wrk-seconds", type=int, default=5, help="poll throughput run (0: skip)")
+    ap.add_argument("--other-users", type=int, default=600_000,
+                    help="empty accounts added beside the user `bench` (default: the reference deployment's)")
     ap.add_argument("--pg-url", help="superuser URL of a running PostgreSQL (default: start one)")
     ap.add_argument("--reuse", action="store_true", help="keep databases an earlier --keep run generated")
     ap.add_argument("--keep", action="store_true", help="leave PostgreSQL and the databases running")
@@ -603,6 +643,10 @@ def main() -> int:
             create_schema_and_user(pg, db, work / f"init-{db}")
             gen[n] = generate(pg, db, n)
             log(f"{db}: generated in {time.perf_counter() - t0:.0f} s")
+        for n in sizes:
+            took = add_users(pg, f"scale_{n}", args.other_users)
+            if took and n in gen:
+                gen[n]["other users"] = took
         pg.set_fsync(True)
         msizes = {n: meta_bytes(pg, f"scale_{n}") for n in sizes}
         for n, (total, files, _) in msizes.items():
@@ -633,7 +677,8 @@ def main() -> int:
                 f"- machine: {platform.node()}, {os.cpu_count()} cores, load average at start "
                 f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}",
                 f"- PostgreSQL {pgver} on loopback, " + ", ".join(f"{k}={v}" for k, v in settings.items()),
-                f"- one user `{USER}` holding every file; /hot/ has {HOT:,} files; leaves of {LEAF:,} files; "
+                f"- one user `{USER}` holding every file, beside {args.other_users:,} other accounts (empty home "
+                f"folders); /hot/ has {HOT:,} files; leaves of {LEAF:,} files; "
                 f"{args.reps} sequential requests per latency step, PROPFIND Depth 1 median of 5; one "
                 "`cartable serve` per database, local chunk folder"]
         text = report(targets_done, gen, msizes, meta, plans, args.rounds)
