@@ -337,7 +337,9 @@ def meta_bytes(pg: Pg, db: str) -> tuple[int, int, dict[str, int]]:
                              JOIN pg_namespace n ON n.oid = c.relnamespace
                             WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 2 DESC""").fetchall()
         files = c.execute("SELECT count(*) FROM nodes WHERE kind = 'f'").fetchone()[0]
+        accounts = c.execute("SELECT count(*) FROM users").fetchone()[0]
     per = {r[0]: int(r[1]) for r in rows}
+    per["(accounts)"] = int(accounts)
     return sum(per.values()), int(files), per
 
 
@@ -602,8 +604,8 @@ def report(targets: list[Target], gen: dict[int, dict[str, float]], sizes: dict[
         gtxt = f"{sum(g.values()):.0f} s" if g else "reused"
         lines.append(f"| {files:,} | {total / 2**20:,.0f} MiB | **{total / max(files, 1):,.0f}** | "
                      + " | ".join(f"{per.get(k, 0) / 2**20:,.0f} MiB" for k in BIG_TABLES) + f" | {gtxt} |")
-    if len(sizes) > 1:
-        (ta, fa, _), (tb, fb, _) = sizes[min(sizes)], sizes[max(sizes)]
+    (ta, fa, pa), (tb, fb, pb) = sizes[min(sizes)], sizes[max(sizes)]
+    if len(sizes) > 1 and pa.get("(accounts)") == pb.get("(accounts)"):
         lines += ["", f"Marginal metadata per file (both databases hold the same accounts): "
                   f"({tb / 2**20:,.0f} MiB - {ta / 2**20:,.0f} MiB) / ({fb:,} - {fa:,} files) = "
                   f"**{(tb - ta) / max(fb - fa, 1):,.0f} bytes per file**"]
