@@ -16,6 +16,7 @@ from cartable import nextcloud, startup
 from cartable.common import faults
 from cartable.config import Settings
 from cartable.core import gc
+from cartable.core.audit import purge_audit
 from cartable.core.auth import Authenticator, ThrottlePolicy, purge_counters
 from cartable.core.context import Core, Limits
 from cartable.dav.context import DavConfig
@@ -51,7 +52,8 @@ def open_core(settings: Settings) -> Core:
         db.dispose()
         raise startup.StartupError(f"cannot start: {exc}") from None
     limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
-                    gc_grace_seconds=settings.gc_grace_seconds)
+                    gc_grace_seconds=settings.gc_grace_seconds,
+                    audit_retention_days=settings.audit_retention_days)
     return Core(db, blobs, limits, names=settings.name_policy)
 
 
@@ -129,9 +131,10 @@ def build_app(settings: Settings, core: Core | None = None) -> AccessLog:
 
 
 class GcThread(threading.Thread):
-    """Collects garbage (core/gc.py) and purges expired login counters every interval in the
-    serving process. Each app node runs its own: concurrent collectors are safe, only wasteful; a
-    lease in the database electing one collector belongs to the scale-out work."""
+    """Collects garbage (core/gc.py), purges expired login counters and audit events past
+    their retention (core/audit.py) every interval in the serving process. Each app node runs
+    its own: concurrent collectors are safe, only wasteful; a lease in the database electing one
+    collector belongs to the scale-out work."""
 
     def __init__(self, core: Core, interval: float) -> None:
         super().__init__(name="cartable-gc", daemon=True)
@@ -149,3 +152,9 @@ class GcThread(threading.Thread):
                 purge_counters(self.core)  # login counters that fell to zero
             except Exception:
                 log.exception("purging login counters failed; will retry")
+            try:
+                purged = purge_audit(self.core)
+                if purged:
+                    log.info("audit: purged %d events past their retention", purged)
+            except Exception:
+                log.exception("purging the audit log failed; will retry")
