@@ -62,3 +62,18 @@ def test_malformed_lists_in_a_file_are_refused(tmp_path: Path) -> None:
     cfg.write_text("forbidden_filenames = [1, 2]\n")
     with pytest.raises(ConfigError):
         load_settings(cfg, environ={})
+
+
+def test_audit_retention(tmp_path: Path) -> None:
+    from cartable.server import open_core
+
+    assert load_settings(None, environ={}).audit_retention_days == 365.0
+    settings = load_settings(None, {"data": tmp_path / "d"}, environ={"CARTABLE_AUDIT_RETENTION_DAYS": "30"})
+    core = open_core(settings)
+    try:
+        assert core.limits.audit_retention_days == 30.0
+    finally:
+        core.db.dispose()
+    for bad in ("-1", "40000", "a year"):
+        with pytest.raises(ConfigError, match="audit_retention_days"):
+            load_settings(None, environ={"CARTABLE_AUDIT_RETENTION_DAYS": bad})

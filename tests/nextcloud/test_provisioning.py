@@ -202,3 +202,20 @@ def test_hostile_search_text(client: TestClient, people: Core) -> None:
         data = r.json()["ocs"]["data"]
         assert data["users"] == [] and data["groups"] == [] and data["exact"]["users"] == []
     assert PASSWORD  # the client fixture logs in as alice
+
+
+def test_http_logins_leave_audit_events_with_the_client_address(client: TestClient, people: Core) -> None:
+    from cartable.core import audit
+
+    assert client.get("/ocs/v2.php/cloud/user?format=json", auth=("alice", "wrong-pw")).status_code == 401
+    failed = audit.query(people, event="login", outcome="failure")
+    assert [(e.actor, e.address, e.detail) for e in failed] == [("alice", "testclient", "wrong password")]
+    for _ in range(5):  # ordinary requests with working credentials leave nothing
+        assert client.get("/ocs/v2.php/cloud/user?format=json").status_code == 200
+    assert audit.query(people, event="login", outcome="success") == []
+    token = ocs(client, "/core/getapppassword").json()["ocs"]["data"]["apppassword"]
+    events = [(e.event, e.actor, e.address) for e in audit.query(people, user="alice", since=failed[0].at)]
+    assert events[:2] == [("app_password.created", "alice", "testclient"), ("login", "alice", "testclient")]
+    assert client.delete("/ocs/v2.php/core/apppassword?format=json", headers=API,
+                         auth=("alice", token)).status_code == 200
+    assert audit.query(people, user="alice", limit=1)[0].event == "app_password.revoked"
