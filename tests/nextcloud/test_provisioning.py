@@ -112,8 +112,9 @@ def test_groups_are_listed_to_every_user(client: TestClient, people: Core, v: in
     assert ocs(client, "/cloud/groups?search=%25", v).json()["ocs"]["data"] == {"groups": []}  # % is literal
     x = client.get(f"/ocs/v{v}.php/cloud/groups", headers=API)
     assert [e.text for e in etree.fromstring(x.content).findall("data/groups/element")] == ["eleves", "profs"]
-    bad = ocs(client, "/cloud/groups?limit=many", v)
-    assert bad.status_code == (400 if v == 2 else 200) and bad.json()["ocs"]["meta"]["statuscode"] == 400
+    for bad_limit in ("many", "%C2%B2"):
+        bad = ocs(client, f"/cloud/groups?limit={bad_limit}", v)
+        assert bad.status_code == (400 if v == 2 else 200) and bad.json()["ocs"]["meta"]["statuscode"] == 400
 
 
 def test_group_details_are_for_admins(client: TestClient, people: Core) -> None:
@@ -186,6 +187,8 @@ def test_sharee_pages_and_next_link(client: TestClient, people: Core) -> None:
     ("itemType=file&perPage=-3", "Invalid perPage argument"),
     ("itemType=file&page=0", "Invalid page"),
     ("itemType=file&page=x", "Invalid page"),
+    ("itemType=file&page=%C2%B2", "Invalid page"),  # a superscript two: a digit to str.isdigit, not to int
+    ("itemType=file&perPage=%D9%A3", "Invalid perPage argument"),
 ])
 @pytest.mark.parametrize("v", [1, 2])
 def test_sharee_search_bad_parameters(client: TestClient, people: Core, query: str, message: str, v: int) -> None:
@@ -201,6 +204,12 @@ def test_hostile_search_text(client: TestClient, people: Core) -> None:
         assert r.status_code == 200
         data = r.json()["ocs"]["data"]
         assert data["users"] == [] and data["groups"] == [] and data["exact"]["users"] == []
+    r = client.get("/ocs/v2.php/cloud/groups", params={"search": "pro\x00", "format": "json"}, headers=API)
+    assert r.json()["ocs"]["data"] == {"groups": []}
+    # a path that is no user id, or a revocation id that is no number, is no endpoint
+    assert ocs(client, "/cloud/users/alice/extra").status_code == 404
+    r = client.delete("/ocs/v2.php/apps/cartable/api/v1/apppasswords/%C2%B2?format=json", headers=API)
+    assert r.status_code == 404
     assert PASSWORD  # the client fixture logs in as alice
 
 

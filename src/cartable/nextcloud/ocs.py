@@ -90,7 +90,7 @@ def _api_request(request: Request) -> bool:
 
 
 def _number(rest: str) -> int | None:
-    return int(rest) if rest.isdigit() and len(rest) < 19 else None
+    return int(rest) if rest.isascii() and rest.isdigit() and len(rest) < 19 else None
 
 
 class OcsApp:

@@ -65,7 +65,7 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.lstrip("-").isdigit() or len(raw) > 9:
+    if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 9:
         raise InvalidInput(f"{name} must be a whole number")
     return int(raw)
 

@@ -53,7 +53,7 @@ def _positive(request: Request, name: str, default: int, message: str) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 9 or int(raw) <= 0:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) <= 0:
         raise InvalidInput(message)
     return int(raw)
 
@@ -62,7 +62,7 @@ def _share_types(request: Request) -> set[int]:
     raw = request.query_params.getlist("shareType") + request.query_params.getlist("shareType[]")
     if not raw:
         return {USER, GROUP}
-    return {int(v) for v in raw if v.isdigit() and len(v) < 4}
+    return {int(v) for v in raw if v.isascii() and v.isdigit() and len(v) < 4}
 
 
 def endpoints(core: Core) -> dict[tuple[str, str], tuple[bool, Endpoint]]:
