@@ -39,7 +39,7 @@ def ocs(client: TestClient, path: str, v: int = 2, **kw: object):  # type: ignor
 @pytest.mark.parametrize("v", [1, 2])
 def test_a_user_reads_their_own_record(client: TestClient, people: Core, v: int) -> None:
     accounts.set_quota(people, "alice", 10_000)
-    client.put(f"{DAV}/a.txt", content=b"x" * 1000)
+    assert client.put(f"{DAV}/a.txt", content=b"x" * 1000).status_code == 201
     r = ocs(client, "/cloud/users/alice", v)
     assert r.status_code == 200
     body = r.json()["ocs"]
