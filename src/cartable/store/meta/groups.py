@@ -89,7 +89,9 @@ def add_member(tx: Tx, group_id: int, user_id: int, now: float) -> bool:
     dialect = postgresql if tx.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(memberships).values(group_id=group_id, user_id=user_id, created_at=now)
     stmt = stmt.on_conflict_do_nothing(index_elements=[memberships.c.group_id, memberships.c.user_id])
-    return bool(tx.execute(stmt).rowcount)
+    # RETURNING tells whether a row was inserted on every engine (a skipped insert returns none;
+    # rowcount is not reliable for INSERT ... ON CONFLICT with every driver).
+    return tx.execute(stmt.returning(memberships.c.user_id)).first() is not None
 
 
 def remove_member(tx: Tx, group_id: int, user_id: int) -> bool:
