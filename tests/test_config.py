@@ -84,3 +84,18 @@ def test_background_job_settings_out_of_range_are_refused(env: str, value: str, 
 def test_background_job_settings_accept_zero_to_keep_jobs_off_a_node() -> None:
     s = load_settings(None, environ={"CARTABLE_GC_INTERVAL_SECONDS": "0", "CARTABLE_MAINTENANCE_INTERVAL_SECONDS": "0"})
     assert jobs.fleet_jobs(job_policy(s)) == []
+
+
+def test_audit_retention(tmp_path: Path) -> None:
+    from cartable.server import open_core
+
+    assert load_settings(None, environ={}).audit_retention_days == 365.0
+    settings = load_settings(None, {"data": tmp_path / "d"}, environ={"CARTABLE_AUDIT_RETENTION_DAYS": "30"})
+    core = open_core(settings)
+    try:
+        assert core.limits.audit_retention_days == 30.0
+    finally:
+        core.db.dispose()
+    for bad in ("-1", "40000", "a year"):
+        with pytest.raises(ConfigError, match="audit_retention_days"):
+            load_settings(None, environ={"CARTABLE_AUDIT_RETENTION_DAYS": bad})

@@ -141,6 +141,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest wait before a password is checked after failures (0.1 s doubled per failure)."),
     Setting("login_flow_starts_per_address", int, 100,
             "Login Flow v2 starts one address may make at once (one more per decay period)."),
+    Setting("audit_retention_days", float, 365.0,
+            "Audit events older than this many days are purged (0: keep them forever)."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
     Setting("log_format", str, "text", "Log format: text (one line per record) or json (JSON lines)."),
     Setting("forbidden_filenames", parse_list, (".htaccess",),
@@ -194,6 +196,7 @@ class Settings:
     login_max_failures_per_address: int
     login_max_delay_seconds: float
     login_flow_starts_per_address: int
+    audit_retention_days: float
     log_level: str
     log_format: str
     forbidden_filenames: tuple[str, ...]
@@ -290,6 +293,8 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"{name} must be at least 1")
     if not 0 <= s.login_max_delay_seconds <= 600:
         raise ConfigError("login_max_delay_seconds must be between 0 and 600")
+    if not 0 <= s.audit_retention_days <= 36500:
+        raise ConfigError("audit_retention_days must be between 0 (keep forever) and 36500")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level {s.log_level!r} is not one of: debug, info, warning, error")
     if s.log_format not in ("text", "json"):

@@ -52,7 +52,8 @@ def open_core(settings: Settings) -> Core:
         db.dispose()
         raise startup.StartupError(f"cannot start: {exc}") from None
     limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
-                    gc_grace_seconds=settings.gc_grace_seconds)
+                    gc_grace_seconds=settings.gc_grace_seconds,
+                    audit_retention_days=settings.audit_retention_days)
     return Core(db, blobs, limits, names=settings.name_policy)
 
 

@@ -26,6 +26,8 @@ class Limits:
     gc_grace_seconds: float = 24 * 3600.0
     # Bytes of chunk data an upload buffers before writing them out in one batch.
     write_batch_bytes: int = 16 * 1024 * 1024
+    # Audit events older than this are purged (core/audit.py); 0 keeps them forever.
+    audit_retention_days: float = 365.0
     max_lock_timeout: int = 3600
     default_lock_timeout: int = 600
 

@@ -78,6 +78,7 @@ class GcStats:
     locks_purged: int = 0
     counters_purged: int = 0  # login throttling counters fallen to zero
     flows_purged: int = 0  # expired Login Flow v2 rows
+    audit_purged: int = 0  # audit events past their retention
     # Orphan sweep: chunk objects listed by this run, and whether the walk came full circle
     # (``sweep_cursor`` is then None: the next run starts a new pass from the beginning).
     sweep_listed: int = 0

@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from cartable.core import gc, login_flow, uploads
+from cartable.core.audit import purge_audit
 from cartable.core.auth import purge_counters
 from cartable.core.context import Core
 from cartable.core.gc import GcStats
@@ -182,6 +183,7 @@ def fleet_jobs(policy: JobPolicy) -> list[Job]:
         Job("locks.purge", policy.maintenance_interval, _purge_locks),
         Job("login.counters.purge", policy.maintenance_interval, _purge_counters),
         Job("login.flows.purge", policy.maintenance_interval, _purge_flows),
+        Job("audit.purge", policy.maintenance_interval, _purge_audit),
     ]
     return [j for j in every if j.interval > 0]
 
@@ -217,6 +219,10 @@ def _purge_counters(core: Core, lease: Lease) -> GcStats:
 
 def _purge_flows(core: Core, lease: Lease) -> GcStats:
     return GcStats(flows_purged=login_flow.purge_expired(core))
+
+
+def _purge_audit(core: Core, lease: Lease) -> GcStats:
+    return GcStats(audit_purged=purge_audit(core))
 
 
 def run(core: Core, job: Job, holder: str, ttl: float, *, force: bool = False) -> GcStats | None:

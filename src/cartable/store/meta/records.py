@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["NodeRecord", "UserRecord", "SpaceRecord", "VersionRecord", "LockRecord",
-           "AppPasswordRecord", "ChangeRecord"]
+           "AppPasswordRecord", "ChangeRecord", "GroupRecord", "AuditRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +127,33 @@ class ChangeRecord:
     device_id: str | None
     op_id: str | None
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    id: int
+    name: str
+    name_key: str
+    display_name: str
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> GroupRecord:
+        return cls(*row)  # fields in the table's column order (tests/store/test_records.py)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: float
+    event: str
+    actor: str
+    actor_key: str
+    address: str
+    object: str
+    outcome: str
+    detail: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> AuditRecord:
+        return cls(*row)  # fields in the table's column order (tests/store/test_records.py)

@@ -28,7 +28,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
     "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows", "favorites",
-    "login_counters", "leases",
+    "login_counters", "leases", "groups", "memberships", "audit_events",
 ]
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
@@ -258,4 +258,47 @@ leases = Table(
     Column("started_at", Float, nullable=True),  # start of the last run
     Column("finished_at", Float, nullable=True),  # end of the last finished run
     Column("outcome", String(1024), nullable=True),  # one line: what the last finished run did
+)
+
+# Groups of users (a school's staff, a class's teachers), the recipients of group shares.
+# ``name`` is the group's id as clients send it (``shareWith``); ``name_key`` is it with ASCII
+# letters lowercased, unique, so that "Profs" and "profs" cannot both exist (as users.name_key).
+groups = Table(
+    "groups", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("name_key", String(64), nullable=False, unique=True),
+    Column("display_name", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Who is in which group. The primary key serves "members of a group"; the user_id index serves
+# "groups of a user", which every share lookup of a group member needs. A membership goes with its
+# group or its user (ON DELETE CASCADE); adding one twice is INSERT ... ON CONFLICT DO NOTHING.
+memberships = Table(
+    "memberships", metadata,
+    Column("group_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# Security-relevant events (core/audit.py): append-only, purged after ``audit_retention_days``.
+# ``actor`` is the account name as the event saw it (a failed login keeps what was typed, cut to
+# 255 characters); ``actor_key`` is it folded like users.name_key, which queries by user use. No
+# foreign keys: the record outlives the accounts and objects it names.
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("event", String(64), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("actor_key", String(255), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("object", String(1024), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", String(2048), nullable=False),
+    Index("ix_audit_events_actor_key_at", "actor_key", "at"),
+    Index("ix_audit_events_event_at", "event", "at"),
+    sqlite_autoincrement=True,
 )
