@@ -28,6 +28,10 @@ class Limits:
     write_batch_bytes: int = 16 * 1024 * 1024
     max_lock_timeout: int = 3600
     default_lock_timeout: int = 600
+    # Trash and versions (core/trash.py, core/versions.py, core/retention.py).
+    trash_retention_days: float = 30.0
+    versions_max_age_days: float = 365.0
+    versions_quota_share: float = 0.5
 
 
 @dataclass

@@ -20,8 +20,10 @@ committed manifest pointing at missing bytes:
    claimed the digest first keeps its live row, one that claims it later revives the row), which
    are then reaped as in 2. The store is walked lazily, a batch at a time.
 
-Also: chunked uploads abandoned for ``upload_ttl`` are released first (core/uploads.expire), so
-their chunks follow the same rule; expired WebDAV lock rows are purged; temporary files older than
+Also: chunked uploads abandoned for ``upload_ttl`` are released first (core/uploads.expire), and
+trash items and old versions past their retention are purged (core/retention.expire), so their
+chunks follow the same rule; chunks referenced by the trash or by old versions are referenced like
+any other and never collected; expired WebDAV lock rows are purged; temporary files older than
 the grace period are removed. ``GcStats`` says what was done and what is still waiting out the
 grace period.
 
@@ -36,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cartable.common.faults import hit
-from cartable.core import uploads
+from cartable.core import retention, uploads
 from cartable.core.context import Core
 from cartable.store.meta import content
 from cartable.store.meta import locks as locks_repo
@@ -59,6 +61,8 @@ class GcStats:
     orphans_deleted: int = 0  # chunk objects that had no row
     temps_deleted: int = 0
     uploads_expired: int = 0
+    trash_expired: int = 0  # trash items purged for their age (core/trash.py)
+    versions_expired: int = 0  # old versions dropped for their age (core/versions.py)
     locks_purged: int = 0
     # Unreferenced chunks still inside their grace period, their stored bytes, and when the first
     # of them becomes collectible (POSIX time; None when none is waiting).
@@ -73,6 +77,7 @@ def collect(core: Core, *, grace: float | None = None, upload_ttl: float | None 
     grace = core.limits.gc_grace_seconds if grace is None else grace
     stats = GcStats()
     stats.uploads_expired = uploads.expire(core, uploads.UPLOAD_TTL if upload_ttl is None else upload_ttl)
+    stats.trash_expired, stats.versions_expired = retention.expire(core)
     now = core.clock()
     cutoff = now - grace
     with core.db.write() as tx:
