@@ -51,7 +51,10 @@ def open_core(settings: Settings) -> Core:
         db.dispose()
         raise startup.StartupError(f"cannot start: {exc}") from None
     limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
-                    gc_grace_seconds=settings.gc_grace_seconds)
+                    gc_grace_seconds=settings.gc_grace_seconds,
+                    trash_retention_days=settings.trash_retention_days,
+                    versions_max_age_days=settings.versions_max_age_days,
+                    versions_quota_share=settings.versions_quota_share)
     return Core(db, blobs, limits, names=settings.name_policy)
 
 
