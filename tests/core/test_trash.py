@@ -343,3 +343,81 @@ def test_conflict_names_are_kept_apart() -> None:
     assert trash.restored_name("folder.d", 1, True) == "folder.d (restored)"
     assert trash.restored_name(".bashrc", 1, False) == ".bashrc (restored)"
     assert trash.restored_name("archive.tar.gz", 2, False) == "archive.tar (restored 2).gz"
+
+
+@pytest.mark.parametrize("point", ["trash.delete.before_commit", "trash.restore.before_commit",
+                                   "trash.purge.before_commit"])
+def test_a_crash_before_the_commit_changes_nothing(tmp_path, point: str) -> None:  # type: ignore[no-untyped-def]
+    """A delete to the trash, a restore and a purge are each one transaction: a process dying
+    just before its commit leaves the state before it, whole (fsck clean, content intact)."""
+    from cartable.common import faults
+    from tests.core.conftest import make_core
+
+    clock = FakeClock()
+    core = make_core(tmp_path, clock)
+    accounts.create_user(core, "alice", "alice-secret-pw")
+    op = op_for(core)
+    data = random.Random(9).randbytes(300_000)
+    files.mkdir(core, op, ("d",))
+    put(core, op, ("d", "f.bin"), data)
+    steps = {
+        "trash.delete.before_commit": lambda: files.delete(core, op, ("d",)),
+        "trash.restore.before_commit": lambda: trash.restore(core, op, the_item(core, op, "d").name),
+        "trash.purge.before_commit": lambda: trash.purge(core, op, the_item(core, op, "d").name),
+    }
+    if point != "trash.delete.before_commit":
+        files.delete(core, op, ("d",))
+    try:
+        with faults.armed(point), pytest.raises(faults.SimulatedCrash):
+            steps[point]()
+    finally:
+        faults.disarm_all()
+    core.db.dispose()
+    core = make_core(tmp_path, clock)  # a restarted process
+    op = op_for(core)
+    assert_clean(core)
+    if point == "trash.delete.before_commit":
+        assert read(core, op, ("d", "f.bin")) == data and trash.items(core, op.principal) == []
+    else:
+        assert not exists(core, op, ("d",))
+        assert trash.open_file(core, op.principal, the_item(core, op, "d").name, ("f.bin",)).read_all() == data
+    core.db.dispose()
+
+
+def test_a_restore_racing_a_write_of_the_same_name(small_core: Core, op: Op) -> None:
+    """Writers are serialised by the space lock: whichever commits first takes the name, the
+    other lands beside it; both are acknowledged and both are there."""
+    import threading
+
+    core = small_core
+    put(core, op, ("r.txt",), b"trashed")
+    files.delete(core, op, ("r.txt",))
+    name = the_item(core, op, "r.txt").name
+    errors: list[BaseException] = []
+
+    def run(fn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(lambda: trash.restore(core, op, name),)),
+               threading.Thread(target=run, args=(lambda: put(core, op, ("r.txt",), b"written"),))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    got = {read(core, op, ("r.txt",)), read(core, op, ("r (restored).txt",))} if exists(
+        core, op, ("r (restored).txt",)) else {read(core, op, ("r.txt",))}
+    # The write either came first (restore beside it) or overwrote the restored file (kept as a
+    # version).
+    if got == {b"written"}:
+        from cartable.core import versions
+
+        fid = files.stat(core, op.principal, ("r.txt",)).id
+        _n, old = versions.listing(core, op.principal, fid)
+        assert [versions.open_version(core, op.principal, fid, v.id)[2].read_all() for v in old] == [b"trashed"]
+    else:
+        assert got == {b"trashed", b"written"}
+    assert_clean(core)
