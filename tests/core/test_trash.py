@@ -421,3 +421,41 @@ def test_a_restore_racing_a_write_of_the_same_name(small_core: Core, op: Op) -> 
     else:
         assert got == {b"trashed", b"written"}
     assert_clean(core)
+
+
+def test_fsck_checks_the_trash_and_the_counts(small_core: Core, op: Op) -> None:
+    """fsck knows the new rows: a node detached without a trash row, a trash row whose node is
+    back in the tree, and a space's trash or versions count that disagrees with its rows are
+    problems; old versions' chunks are expected references (a clean state is clean)."""
+    from sqlalchemy import text
+
+    core = small_core
+    put(core, op, ("v.bin",), random.Random(1).randbytes(200_000))
+    put(core, op, ("v.bin",), random.Random(2).randbytes(200_000))
+    put(core, op, ("t.bin",), b"t" * 100)
+    files.delete(core, op, ("t.bin",))
+    put(core, op, ("live.txt",), b"l")
+    assert_clean(core)
+    with core.db.engine.connect() as conn:
+        saved = {"spaces": conn.execute(text("SELECT id, trash_bytes, versions_bytes FROM spaces")).all(),
+                 "live": conn.execute(text("SELECT parent_id FROM nodes WHERE name = 'live.txt'")).scalar_one(),
+                 "trash": conn.execute(text("SELECT size FROM trash")).scalar_one()}
+    undo = [f"UPDATE spaces SET trash_bytes = {t}, versions_bytes = {v} WHERE id = {i}" for i, t, v in saved["spaces"]]
+    undo += [f"UPDATE nodes SET parent_id = {saved['live']} WHERE name = 'live.txt'",
+             "UPDATE nodes SET parent_id = NULL WHERE name = 't.bin'", f"UPDATE trash SET size = {saved['trash']}"]
+    tampering = [
+        ("UPDATE spaces SET trash_bytes = trash_bytes + 1", "bytes of trash"),
+        ("UPDATE spaces SET versions_bytes = 0", "bytes of old versions"),
+        ("UPDATE nodes SET parent_id = NULL WHERE name = 'live.txt'", "detached from its tree but not in the trash"),
+        ("UPDATE nodes SET parent_id = (SELECT root_id FROM spaces) WHERE name = 't.bin'", "is still in the tree"),
+        ("UPDATE trash SET size = 7", "says 7 bytes"),
+    ]
+    for statement, message in tampering:
+        with core.db.engine.begin() as conn:
+            conn.execute(text(statement))
+        problems = fsck.check(core).problems
+        with core.db.engine.begin() as conn:
+            for back in undo:
+                conn.execute(text(back))
+        assert any(message in p for p in problems), (statement, problems)
+        assert_clean(core)
