@@ -115,7 +115,7 @@ def test_admin_gc_says_what_is_waiting(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0] == ("deleted 0 chunks, 0 orphan blobs, 0 temporary files; released 0 abandoned uploads "
-                        "and 0 expired locks")
+                        "and 0 expired locks; purged 0 trash items and 0 old versions for their age")
     assert re.fullmatch(r"\d+ chunks \(\d+\.\d MB\) are waiting out the grace period; the first can be "
                         r"collected at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", lines[1]), lines[1]
     r = CliRunner().invoke(admin_app, ["gc", "--data", str(tmp_path / "empty")])
