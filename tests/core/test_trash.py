@@ -459,3 +459,21 @@ def test_fsck_checks_the_trash_and_the_counts(small_core: Core, op: Op) -> None:
                 conn.execute(text(back))
         assert any(message in p for p in problems), (statement, problems)
         assert_clean(core)
+
+
+def test_a_part_of_a_trashed_folder_is_restored_alone(small_core: Core, op: Op) -> None:
+    core = small_core
+    files.mkdir(core, op, ("d",))
+    files.mkdir(core, op, ("d", "sub"))
+    put(core, op, ("d", "sub", "a.txt"), b"aaaa")
+    put(core, op, ("d", "b.txt"), b"bb")
+    files.delete(core, op, ("d",))
+    name = the_item(core, op, "d").name
+    _node, path = trash.restore(core, op, name, ("sub", "a.txt"))
+    assert path == ("a.txt",) and read(core, op, path) == b"aaaa"  # its folder is in the trash
+    item = the_item(core, op, "d")
+    assert item.record.size == item.node.size == 2
+    _item, sub, kids = trash.lookup(core, op.principal, name, ("sub",))
+    assert sub.size == 0 and kids == []
+    assert files.usage(core, op.principal).used == 4
+    assert_clean(core)

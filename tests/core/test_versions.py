@@ -241,3 +241,17 @@ def test_another_users_file_ids_are_not_found(small_core: Core, op: Op) -> None:
     files.delete(core, op, ("f.txt",))
     with pytest.raises(NotFound):  # a trashed file's versions wait in the trash with it
         versions.listing(core, op.principal, fid)
+
+
+def test_versions_are_named_by_their_timestamp_as_nextcloud_does(small_core: Core, op: Op) -> None:
+    core = small_core
+    for body, mtime in ((b"a", 1_111_111_111.0), (b"b", 1_111_111_111.5), (b"c", 2_222_222_222.0), (b"d", None)):
+        up = Upload(core, op, ("f.txt",), length=1, mtime=mtime)
+        up.write(body)
+        up.commit()
+    fid = file_id(core, op, ("f.txt",))
+    _node, infos = versions.listing(core, op.principal, fid)
+    assert [i.name for i in infos] == ["2222222222", f"1111111111.{infos[1].id}", f"1111111111.{infos[2].id}"]
+    assert versions.version_id(core, op.principal, fid, "2222222222") == infos[0].id
+    with pytest.raises(NotFound):
+        versions.version_id(core, op.principal, fid, "1111111111")  # two share it: give the id too

@@ -16,7 +16,9 @@ one name deleted in the same second get successive timestamps.
 **Restore**: the node goes back under its original parent folder (by id, so wherever that folder
 has moved or however it was renamed since), under its own name; if that name is taken there, under
 ``NAME (restored).EXT``, then ``NAME (restored 2).EXT``... (Nextcloud's rule); if the parent is
-gone (purged, or itself in the trash), at the root of the space. The live quota is checked (507 if
+gone (purged, or itself in the trash), at the root of the space. A part of a trashed folder can be
+restored alone: its folder is in the trash, so it goes to the root, and the trashed item keeps
+the rest. The live quota is checked (507 if
 the item does not fit), the ancestors gain its size and new etags, and the journal gets a "create"
 entry for it: a sync client sees a delete, then a create. One transaction, a few statements, for
 a folder of any size.
@@ -170,25 +172,36 @@ def _is_live_folder(tx: Tx, space: SpaceRecord, folder_id: int | None) -> Node |
     return folder if search_repo.paths_of(tx, [folder.id], space.root_id) else None
 
 
-def restore(core: Core, op: Op, name: str) -> tuple[Node, tuple[str, ...]]:
-    """Put a trashed item back (module doc); returns the node and its path from the root."""
+def restore(core: Core, op: Op, name: str, inside: Sequence[str] = ()) -> tuple[Node, tuple[str, ...]]:
+    """Put a trashed item back (module doc), or only the part of it at ``inside`` (its folder is
+    in the trash, so it goes to the root); returns the node and its path from the root."""
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
         rec = _record(tx, space, name)
         node = _node(tx, rec)
-        parent = _is_live_folder(tx, space, rec.parent_id) or tree.root_of(tx, space)
+        trashed_above: list[int] = []
+        if inside:
+            node = tree.resolve_from(tx, node.id, inside)
+            trashed_above = nodes_repo.ancestor_ids(tx, node.id)  # up to the trashed item
+            parent = tree.root_of(tx, space)
+        else:
+            parent = _is_live_folder(tx, space, rec.parent_id) or tree.root_of(tx, space)
         ancestors = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
         parent_path = tree.path_of(tx, parent.id)
         tree.check_locks(tx, op, display(parent_path), tree.covering_locks(tx, parent.id, ancestors[1:], now))
         check_quota(core, tx, space, node.size)
-        new_name, n = rec.name, 0
+        new_name, n = node.name, 0
         while nodes_repo.child(tx, parent.id, new_name) is not None:
             n += 1
-            new_name = restored_name(rec.name, n, node.is_dir)
+            new_name = restored_name(node.name, n, node.is_dir)
         nodes_repo.update_node(tx, node.id, parent_id=parent.id, name=new_name)
-        trash_repo.delete(tx, rec.id)
-        trash_repo.add_bytes(tx, space.id, trash_delta=-rec.size)
+        if inside:
+            tree.propagate(tx, trashed_above, -node.size, now)
+            trash_repo.shrink(tx, rec.id, node.size)
+        else:
+            trash_repo.delete(tx, rec.id)
+        trash_repo.add_bytes(tx, space.id, trash_delta=-node.size)
         tree.propagate(tx, ancestors, node.size, now)
         back = nodes_repo.get(tx, node.id)
         assert back is not None

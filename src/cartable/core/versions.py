@@ -25,8 +25,9 @@ the GC reclaims what nobody else references after its grace period."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cartable.common.faults import hit
 from cartable.common.hashing import new_etag
@@ -44,7 +45,7 @@ from cartable.store.meta import trash as trash_repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import VersionRecord
 
-__all__ = ["SCHEDULE", "VersionInfo", "keep", "thin", "to_drop", "drop", "listing", "open_version",
+__all__ = ["SCHEDULE", "VersionInfo", "keep", "thin", "to_drop", "drop", "listing", "version_id", "open_version",
            "restore", "delete", "expire"]
 
 DAY = 86400.0
@@ -61,6 +62,7 @@ class VersionInfo:
     created_at: float
     mtime: float  # the file's mtime while this was its content (its creation time if unknown)
     etag: str
+    name: str = ""  # its name in the versions collection (``names``)
 
 
 def _step(age: float) -> float:
@@ -140,11 +142,29 @@ def _info(v: VersionRecord) -> VersionInfo:
                        f"v{v.id}-{v.node_id}")
 
 
+def _named(infos: Sequence[VersionInfo]) -> list[VersionInfo]:
+    """Nextcloud names a version by its timestamp (the file's mtime then, in whole seconds), and
+    its clients and integration steps build URLs from it: so does cartable, adding ``.ID`` to
+    the names two old versions of one file would share."""
+    stamps = Counter(int(i.mtime) for i in infos)
+    return [replace(i, name=str(int(i.mtime)) if stamps[int(i.mtime)] == 1 else f"{int(i.mtime)}.{i.id}")
+            for i in infos]
+
+
 def listing(core: Core, principal: Principal, file_id: int) -> tuple[Node, list[VersionInfo]]:
-    """The file and its old versions, newest first (one snapshot)."""
+    """The file and its old versions, newest first, named (one snapshot)."""
     with core.db.read() as tx:
         node = _live_file(tx, principal, file_id)
-        return node, [_info(v) for v in history.old_of_node(tx, node.id)]
+        return node, _named([_info(v) for v in history.old_of_node(tx, node.id)])
+
+
+def version_id(core: Core, principal: Principal, file_id: int, name: str) -> int:
+    """The id of the file's old version with that name (see ``_named``); NotFound otherwise."""
+    _node, infos = listing(core, principal, file_id)
+    for info in infos:
+        if info.name == name:
+            return info.id
+    raise NotFound(f"file {file_id} has no old version named {name!r}")
 
 
 def _old_version(tx: Tx, node: Node, version_id: int) -> VersionRecord:

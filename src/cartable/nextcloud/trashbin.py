@@ -11,8 +11,9 @@
   (201) where core/trash.py says: its place, beside it as "NAME (restored)", or the root. The
   name in the destination is ignored, as Nextcloud ignores it.
 - ``DELETE trash/ITEM`` purges one item (204); ``DELETE trash/`` empties the trash (204).
-Another user's trash is 403; an unknown item 404. Parts of a trashed folder cannot be restored or
-purged alone (403): restore or purge the folder."""
+A part of a trashed folder may be restored alone (MOVE of ``trash/ITEM/PATH``: to the root, its
+folder being in the trash) but not purged alone (403). Another user's trash is 403; an unknown
+item 404."""
 
 from __future__ import annotations
 
@@ -109,15 +110,14 @@ class TrashbinApp:
             node = content.node
             return davlists.download(content, node.name, node.etag, node.content_type, method == "HEAD",
                                      {"Last-Modified": http_date(node.mtime)})
-        if inside and method in ("MOVE", "DELETE"):
-            raise Forbidden("a part of a trashed folder cannot be restored or deleted alone; "
-                            "restore or delete the whole folder")
+        if inside and method == "DELETE":
+            raise Forbidden("a part of a trashed folder cannot be deleted alone; delete the whole folder")
         if method == "DELETE":
             await run(trash.purge, self.core, op, name)
             return Response(status_code=204)
         if method == "MOVE":
             self._check_restore_destination(request, base)
-            await run(trash.restore, self.core, op, name)
+            await run(trash.restore, self.core, op, name, inside)
             return Response(status_code=201)
         return Response(f"{method} is not supported on a trashed item\n", 405, headers={"Allow": _ALLOW_ITEM})
 

@@ -2,8 +2,9 @@
 """Versions over WebDAV, as Nextcloud serves them (apps/files_versions/lib/Sabre):
 
 - ``PROPFIND /remote.php/dav/versions/USER/versions/FILEID/`` (Depth 1) lists the file's old
-  versions, newest first, each named by its version id, with ``getlastmodified`` (the file's mtime
-  while it held that content), ``getcontentlength``, ``getetag`` and ``getcontenttype``.
+  versions, newest first, each named as Nextcloud names them: by its timestamp (the file's mtime
+  while it held that content, in seconds; ``.ID`` added when two share one), with
+  ``getlastmodified``, ``getcontentlength``, ``getetag`` and ``getcontenttype``.
 - ``GET .../FILEID/VERSION`` downloads one.
 - ``MOVE`` (or ``COPY``) of ``.../FILEID/VERSION`` to ``/remote.php/dav/versions/USER/restore/target``
   restores it (201): it becomes the file's content, the current content an old version
@@ -84,7 +85,7 @@ class VersionsApp:
             if deep:
                 entries += [self._entry(href, node, v) for v in old]
             return davlists.multistatus(entries, mode, names)
-        version_id = _int(segs[3], "version")
+        version_id = await run(versions.version_id, self.core, principal, file_id, segs[3])
         op = client_op(request.headers, principal, frozenset())
         if method == "PROPFIND":
             _deep, mode, names = await davlists.propfind_request(request, self.config.max_xml_body)
@@ -128,4 +129,4 @@ class VersionsApp:
             (DAV, "getetag"): f'"{v.etag}"',
             (NC, "version-label"): "",
         }
-        return Entry(f"{href}{v.id}", props)
+        return Entry(f"{href}{quote(v.name, safe='')}", props)

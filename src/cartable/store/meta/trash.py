@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select, update
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.schema import nodes, spaces, trash
 
-__all__ = ["TrashRecord", "insert", "get", "by_name", "of_space", "oldest", "expired", "delete",
+__all__ = ["TrashRecord", "insert", "get", "by_name", "of_space", "oldest", "expired", "delete", "shrink",
            "stamp_taken", "add_bytes", "counters", "all_rows", "trashed_below", "space_totals"]
 
 
@@ -85,6 +85,11 @@ def expired(tx: Tx, before: float, limit: int) -> list[TrashRecord]:
 
 def delete(tx: Tx, item_id: int) -> None:
     tx.execute(trash.delete().where(trash.c.id == item_id))
+
+
+def shrink(tx: Tx, item_id: int, size: int) -> None:
+    """A part of the item left the trash: it holds ``size`` bytes less."""
+    tx.execute(update(trash).where(trash.c.id == item_id).values(size=trash.c.size - size))
 
 
 _ADD = (update(spaces).where(spaces.c.id == bindparam("_id"))
