@@ -223,8 +223,10 @@ def delete(core: Core, op: Op, file_id: int, version_id: int) -> None:
 
 
 def expire(core: Core) -> int:
-    """Drop old versions past ``versions_max_age_days`` and thin every file's old versions as
-    they age (the schedule moves with time); returns how many versions were dropped. Each batch
+    """Drop old versions past ``versions_max_age_days`` and thin the old versions of files edited
+    in the last month as they age (the schedule moves with time; it runs at least daily, so a
+    version reaching the weekly slots is thinned while its file still qualifies); returns how
+    many versions were dropped. Each batch
     is its own transaction, taking the space lock first (the lock order)."""
     from cartable.store.meta import accounts as accounts_repo
 
@@ -245,7 +247,9 @@ def expire(core: Core) -> int:
     after = 0
     while True:
         with core.db.read() as tx:
-            files = history.nodes_with_several(tx, after, _BATCH)
+            # A version's slot stops changing once it is a month old (weekly slots from then on):
+            # only files with a younger old version can have anything to thin.
+            files = history.nodes_with_several(tx, after, _BATCH, now - SCHEDULE[-2][0] - DAY)
         for node_id, space_id in files:
             with core.db.write() as tx:
                 accounts_repo.lock_space(tx, space_id)

@@ -43,11 +43,13 @@ def older_than(tx: Tx, before: float, limit: int) -> list[tuple[VersionRecord, i
     return [(VersionRecord.from_row(r), int(r._mapping["_space"])) for r in rows]
 
 
-def nodes_with_several(tx: Tx, after: int, limit: int) -> list[tuple[int, int]]:
-    """(node id, space id) of files with at least two old versions, by node id after ``after``."""
+def nodes_with_several(tx: Tx, after: int, limit: int, since: float) -> list[tuple[int, int]]:
+    """(node id, space id) of files with at least two old versions, one of them created at or
+    after ``since``, by node id after ``after``."""
     rows = tx.execute(select(versions.c.node_id, nodes.c.space_id).join(nodes, nodes.c.id == versions.c.node_id)
                       .where(_NOT_CURRENT, versions.c.node_id > after)
-                      .group_by(versions.c.node_id, nodes.c.space_id).having(func.count() >= 2)
+                      .group_by(versions.c.node_id, nodes.c.space_id)
+                      .having(func.count() >= 2, func.max(versions.c.created_at) >= since)
                       .order_by(versions.c.node_id).limit(limit))
     return [(int(r[0]), int(r[1])) for r in rows]
 
