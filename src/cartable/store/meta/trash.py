@@ -13,7 +13,7 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.schema import nodes, spaces, trash
 
 __all__ = ["TrashRecord", "insert", "get", "by_name", "of_space", "oldest", "expired", "delete", "shrink",
-           "stamp_taken", "add_bytes", "counters", "all_rows", "trashed_below", "space_totals"]
+           "stamp_taken", "add_bytes", "counters", "all_rows", "trashed_below", "space_totals", "has_trash"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +111,10 @@ def counters(tx: Tx, space_id: int) -> tuple[int, int]:
 
 def all_rows(tx: Tx) -> list[TrashRecord]:
     return [TrashRecord.from_row(r) for r in tx.execute(select(trash))]
+
+
+def has_trash(tx: Tx, space_id: int) -> bool:
+    return tx.execute(select(trash.c.id).where(trash.c.space_id == space_id).limit(1)).first() is not None
 
 
 def trashed_below(space_id: int) -> Any:
