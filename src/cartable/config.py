@@ -156,6 +156,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("windows_compatible_names", parse_bool, False,
             "Also refuse what Windows cannot store: CON, PRN, AUX, NUL, COM0-9, LPT0-9, <>:\"|?* "
             "and trailing spaces or dots."),
+    Setting("trash_retention_days", float, 30.0,
+            "Deleted files stay in their owner's trash this many days, then are purged for good."),
+    Setting("versions_max_age_days", float, 365.0,
+            "Old versions of a file are thinned with age (Nextcloud's schedule) and none is kept longer than this."),
+    Setting("versions_quota_share", float, 0.5,
+            "Old versions may hold at most this share of their owner's quota (0 to 1); the oldest go first."),
     Setting("bulk_upload", parse_tristate, "auto",
             "Nextcloud's bulk upload (many small files per request): auto offers it to every client but "
             "desktop clients older than 3.9, which abort on empty files; true offers it to all; false serves "
@@ -204,6 +210,9 @@ class Settings:
     forbidden_filename_characters: str
     forbidden_filename_extensions: tuple[str, ...]
     windows_compatible_names: bool
+    trash_retention_days: float
+    versions_max_age_days: float
+    versions_quota_share: float
     bulk_upload: str
     fault_pause: str
 
@@ -295,6 +304,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("login_max_delay_seconds must be between 0 and 600")
     if not 0 <= s.audit_retention_days <= 36500:
         raise ConfigError("audit_retention_days must be between 0 (keep forever) and 36500")
+    if s.trash_retention_days < 0 or s.versions_max_age_days < 0:
+        raise ConfigError("trash_retention_days and versions_max_age_days must be zero or more")
+    if not 0 <= s.versions_quota_share <= 1:
+        raise ConfigError("versions_quota_share must be between 0 and 1 (a share of the quota)")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level {s.log_level!r} is not one of: debug, info, warning, error")
     if s.log_format not in ("text", "json"):

@@ -53,7 +53,10 @@ def open_core(settings: Settings) -> Core:
         raise startup.StartupError(f"cannot start: {exc}") from None
     limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
                     gc_grace_seconds=settings.gc_grace_seconds,
-                    audit_retention_days=settings.audit_retention_days)
+                    audit_retention_days=settings.audit_retention_days,
+                    trash_retention_days=settings.trash_retention_days,
+                    versions_max_age_days=settings.versions_max_age_days,
+                    versions_quota_share=settings.versions_quota_share)
     return Core(db, blobs, limits, names=settings.name_policy)
 
 

@@ -467,7 +467,8 @@ def gc_report(stats: gc.GcStats) -> list[str]:
     """What ``cartable admin gc`` prints (docs/operations.md shows it)."""
     lines = [f"deleted {stats.chunks_deleted} chunks, {stats.orphans_deleted} orphan blobs, "
              f"{stats.temps_deleted} temporary files; released {stats.uploads_expired} abandoned uploads "
-             f"and {stats.locks_purged} expired locks"]
+             f"and {stats.locks_purged} expired locks; purged {stats.trash_expired} trash items and "
+             f"{stats.versions_expired} old versions for their age"]
     if stats.chunks_waiting == 0 or stats.next_collectible_at is None:
         lines.append("no chunk is waiting out the grace period")
     else:

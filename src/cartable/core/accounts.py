@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 
 from cartable.common.hashing import new_etag
-from cartable.core import audit, files, uploads
+from cartable.core import audit, files, trash, uploads
 from cartable.core.audit import SYSTEM, Actor
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, InvalidInput, NotFound
@@ -230,12 +230,14 @@ def set_quota(core: Core, name: str, quota: int | None) -> None:
 
 
 def delete_user(core: Core, name: str, *, actor: Actor = SYSTEM) -> None:
-    """Delete the account and its files (their chunks are released to the GC)."""
+    """Delete the account, its files, its trash and its versions (their chunks are released to
+    the GC)."""
     now = core.clock()
     with core.db.write() as tx:
         rec = _user(tx, name)
         space = repo.home_space(tx, rec.id)
         if space is not None:
+            trash.purge_space(tx, space.id, now)
             root = nodes_repo.get(tx, space.root_id)
             if root is not None:
                 files.remove_subtree(core, tx, root, now)

@@ -30,6 +30,10 @@ class Limits:
     audit_retention_days: float = 365.0
     max_lock_timeout: int = 3600
     default_lock_timeout: int = 600
+    # Trash and versions (core/trash.py, core/versions.py, core/retention.py).
+    trash_retention_days: float = 30.0
+    versions_max_age_days: float = 365.0
+    versions_quota_share: float = 0.5
 
 
 @dataclass

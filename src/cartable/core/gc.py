@@ -23,8 +23,10 @@ committed manifest pointing at missing bytes:
    batches, then says where the next run resumes (a store of hundreds of millions of objects is
    walked over many runs, never listed in one pass).
 
-Also: chunked uploads abandoned for ``upload_ttl`` are released first (core/uploads.expire), so
-their chunks follow the same rule; expired WebDAV lock rows are purged; temporary files older than
+Also: chunked uploads abandoned for ``upload_ttl`` are released first (core/uploads.expire), and
+trash items and old versions past their retention are purged (core/retention.expire), so their
+chunks follow the same rule; chunks referenced by the trash or by old versions are referenced like
+any other and never collected; expired WebDAV lock rows are purged; temporary files older than
 the grace period are removed. ``GcStats`` says what was done and what is still waiting out the
 grace period.
 
@@ -43,7 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 from cartable.common.faults import hit
-from cartable.core import uploads
+from cartable.core import retention, uploads
 from cartable.core.context import Core
 from cartable.store.meta import content
 from cartable.store.meta import locks as locks_repo
@@ -75,6 +77,8 @@ class GcStats:
     orphans_deleted: int = 0  # chunk objects that had no row
     temps_deleted: int = 0
     uploads_expired: int = 0
+    trash_expired: int = 0  # trash items purged for their age (core/trash.py)
+    versions_expired: int = 0  # old versions dropped for their age (core/versions.py)
     locks_purged: int = 0
     counters_purged: int = 0  # login throttling counters fallen to zero
     flows_purged: int = 0  # expired Login Flow v2 rows
@@ -140,6 +144,9 @@ def collect_chunks(core: Core, *, grace: float | None = None, keep: Keep = _go_o
     was committed stays committed, the next run goes on)."""
     grace = core.limits.gc_grace_seconds if grace is None else grace
     stats = GcStats()
+    # Trash items and old versions past their retention first: the chunks they release start
+    # their own grace period now.
+    stats.trash_expired, stats.versions_expired = retention.expire(core)
     cutoff = core.clock() - grace
     _mark(core, cutoff, keep)
     stats.chunks_deleted = _reap_dying(core, keep)

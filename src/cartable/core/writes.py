@@ -12,8 +12,10 @@
 2. ``Upload.commit`` opens ONE metadata transaction: checks the parent, locks, preconditions and
    quota, adds the chunk references (only to rows still live and of the incarnation this writer
    claimed or found referenced; otherwise it fails with StorageUnavailable and the client
-   retries), creates the version, updates the node, propagates etag and size to the ancestors and
-   appends to the journal. Only after it returns may a 2xx be sent. If anything fails, nothing is
+   retries), creates the version (the content it replaces stays as an old version:
+   core/versions.py), updates the node, propagates etag and size to the ancestors, appends to the
+   journal and trims trash and old versions to the quota (core/retention.py). Only after it
+   returns may a 2xx be sent. If anything fails, nothing is
    visible; chunks claimed or written for nothing are reclaimed by the GC after its grace period.
 Tiny content (up to ``inline_max``) is stored in the version row itself: no claim, no chunk
 store, one transaction.
@@ -35,7 +37,7 @@ from typing import Any
 from cartable.common.chunking import StreamChunker
 from cartable.common.faults import hit
 from cartable.common.hashing import chunk_digest, new_etag
-from cartable.core import manifest, tree
+from cartable.core import manifest, retention, tree, versions
 from cartable.core.checksums import new_hasher, parse_checksum
 from cartable.core.context import Core
 from cartable.core.errors import (
@@ -273,7 +275,8 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
     preconditions (``pre``, on the target as this transaction sees it), folder conflict, the name
     of a new file (core.names), locks, quota, chunk references (each chunk row must be live and,
     for the chunks in written.claims, the incarnation the writer claimed: else
-    StorageUnavailable, retry), version, node, etag/size propagation, journal. ``stage(tx, now)``,
+    StorageUnavailable, retry), version (the replaced one kept as an old version), node, etag/size
+    propagation, journal, trash and old versions trimmed to the quota. ``stage(tx, now)``,
     when given, runs in the same transaction right after the version's chunk references were
     added (so it may release other references to the same chunks safely), and may raise to abort
     everything."""
@@ -393,7 +396,7 @@ class _Batch:
         vid = content.insert_version(tx, node_id=node_id, size=size, manifest=manifest.pack(written.entries),
                                      inline_data=written.inline, created_at=now)
         if existing is not None:
-            _drop_version(tx, existing, now)
+            versions.keep(core, tx, existing, vid, now)  # the replaced content becomes an old version
         nodes_repo.update_node(tx, node_id, size=size, mtime=mtime, etag=etag, version_id=vid,
                                content_type=item.content_type, checksums=item.checksums)
         delta = size - old_size
@@ -410,13 +413,5 @@ class _Batch:
         """Propagate the summed size changes with one new etag per folder, then the journal."""
         tree.propagate_sums(self.tx, self._deltas, self._touched, self.now)
         tree.record_each(self.tx, self.op, self._journal, self.now)
+        retention.settle(self.core, self.tx, self.space, self.now, live=self._used)
         self._deltas, self._touched, self._journal = {}, set(), []
-
-
-def _drop_version(tx: Tx, existing: Node, now: float) -> None:
-    if existing.version_id is None:
-        return
-    old = content.get_version(tx, existing.version_id)
-    if old is not None:
-        content.unref_chunks(tx, manifest.ref_counts([old.manifest]), now)
-        content.delete_versions(tx, [old.id])

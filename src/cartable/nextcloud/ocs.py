@@ -49,8 +49,8 @@ __all__ = ["OcsApp", "capabilities", "ocs_response", "JSON_TYPE", "XML_TYPE_V1",
 
 
 def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -> dict[str, Any]:
-    """Only what cartable really does: no sharing, trash or versions yet. Bulk upload when the
-    server offers it (setting bulk_upload)."""
+    """Only what cartable really does: the trash (undelete) and versions (with deletion, without
+    labels), no sharing yet. Bulk upload when the server offers it (setting bulk_upload)."""
     dav: dict[str, Any] = {"chunking": "1.0", "chunkingParallelUploadDisabled": False}
     if bulk_upload:
         dav["bulkupload"] = "1.0"
@@ -60,8 +60,8 @@ def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -
         "bruteforce": {"delay": 0},
         "dav": dav,
         "checksums": {"supportedTypes": ["SHA1", "MD5", "SHA256", "ADLER32"], "preferredUploadType": "SHA1"},
-        "files": {"bigfilechunking": True, **filename_capabilities(names), "undelete": False,
-                  "versioning": False, "comments": False},
+        "files": {"bigfilechunking": True, **filename_capabilities(names), "undelete": True,
+                  "versioning": True, "version_labeling": False, "version_deletion": True, "comments": False},
         "uploadConflictFiles": True,
     }
 

@@ -77,12 +77,13 @@ class VersionRecord:
     created_at: float
     manifest: bytes
     inline_data: bytes | None
+    mtime: float | None = None  # the file's mtime while this was its content (None: not recorded)
 
     @classmethod
     def from_row(cls, row: Any) -> VersionRecord:
         m = row._mapping
         return cls(m["id"], m["node_id"], m["size"], m["created_at"], bytes(m["manifest"]),
-                   None if m["inline_data"] is None else bytes(m["inline_data"]))
+                   None if m["inline_data"] is None else bytes(m["inline_data"]), m.get("mtime"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
     "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows", "favorites",
-    "login_counters", "leases", "groups", "memberships", "audit_events",
+    "login_counters", "leases", "groups", "memberships", "audit_events", "trash",
 ]
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
@@ -86,6 +86,11 @@ spaces = Table(
     Column("owner_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True),
     Column("root_id", ID, nullable=True),
     Column("quota", BigInteger, nullable=True),  # None: the configured default
+    # Bytes held by the space's trash (the size of each trashed item when it was deleted) and by
+    # the versions of its files that are not current; kept in SQL by core/trash.py and
+    # core/versions.py in the transactions that change them, checked by fsck.
+    Column("trash_bytes", BigInteger, nullable=False, server_default=text("0")),
+    Column("versions_bytes", BigInteger, nullable=False, server_default=text("0")),
     sqlite_autoincrement=True,
 )
 
@@ -121,6 +126,10 @@ versions = Table(
     Column("manifest", LargeBinary, nullable=False),
     # Tiny content lives here instead of in the chunk store (no object, no extra fsync).
     Column("inline_data", LargeBinary, nullable=True),
+    # The file's mtime while this version was its content (None: versions written before 0011).
+    Column("mtime", Float, nullable=True),
+    # Retention of old versions reads them by age (core/versions.py).
+    Index("ix_versions_created_at", "created_at"),
     sqlite_autoincrement=True,
 )
 
@@ -300,5 +309,29 @@ audit_events = Table(
     Column("detail", String(2048), nullable=False),
     Index("ix_audit_events_actor_key_at", "actor_key", "at"),
     Index("ix_audit_events_event_at", "event", "at"),
+    sqlite_autoincrement=True,
+)
+
+# The trash: one row per deleted item (core/trash.py). The item's node and everything below it stay
+# as they were, except that the node is detached from the tree (parent_id NULL): deleting a folder
+# of any size writes one row here and changes one node. ``parent_id`` and ``name`` say where it
+# was (a restore goes back under that folder, wherever it has moved since); ``location`` is its
+# path when it was deleted, for display. ``deleted_at`` is in whole seconds and part of the
+# item's name in the trash (Nextcloud's "NAME.d<TIMESTAMP>"), hence unique with the name.
+trash = Table(
+    "trash", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("space_id", ID, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("node_id", ID, nullable=False, unique=True),
+    Column("parent_id", ID, nullable=True),
+    Column("name", String(1024), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("kind", String(1), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=False),
+    Column("deleted_by", ID, nullable=True),
+    UniqueConstraint("space_id", "name", "deleted_at"),
+    Index("ix_trash_space_id_deleted_at", "space_id", "deleted_at"),
+    Index("ix_trash_deleted_at", "deleted_at"),
     sqlite_autoincrement=True,
 )
