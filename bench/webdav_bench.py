@@ -165,8 +165,10 @@ def start_apache(data: Path, port: int) -> Server:
                   f"{version}, mpm_event, mod_dav_fs, no auth")
 
 
-def start_cartable(data: Path, port: int, log: Path, settings: dict[str, str] | None = None) -> Server:
-    """settings: extra CARTABLE_* environment (e.g. {"CARTABLE_BULK_UPLOAD": "false"})."""
+def start_cartable(data: Path, port: int, log: Path, settings: dict[str, str] | None = None,
+                   ready_seconds: float = 30) -> Server:
+    """settings: extra CARTABLE_* environment (e.g. {"CARTABLE_BULK_UPLOAD": "false"});
+    ready_seconds: how long to wait for the health check."""
     exe = Path(sys.executable).parent / "cartable"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cartable"]
     cmd += ["serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)]
@@ -188,7 +190,7 @@ def start_cartable(data: Path, port: int, log: Path, settings: dict[str, str] | 
         logf.close()
 
     health = f"http://127.0.0.1:{port}/_cartable/health"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + ready_seconds
     while True:
         if proc.poll() is not None:
             logf.flush()
@@ -203,7 +205,7 @@ def start_cartable(data: Path, port: int, log: Path, settings: dict[str, str] | 
         if time.monotonic() > deadline:
             stop()
             tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"cartable not healthy at {health} after 30 s:\n{tail}")
+            raise RuntimeError(f"cartable not healthy at {health} after {ready_seconds:.0f} s:\n{tail}")
         time.sleep(0.05)
     try:
         from importlib.metadata import version

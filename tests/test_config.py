@@ -10,6 +10,8 @@ import pytest
 
 from cartable.common.paths import NamePolicy
 from cartable.config import ConfigError, load_settings
+from cartable.core import jobs
+from cartable.server import job_policy
 
 
 def test_default_policy_is_nextclouds() -> None:
@@ -62,3 +64,38 @@ def test_malformed_lists_in_a_file_are_refused(tmp_path: Path) -> None:
     cfg.write_text("forbidden_filenames = [1, 2]\n")
     with pytest.raises(ConfigError):
         load_settings(cfg, environ={})
+
+
+@pytest.mark.parametrize(("env", "value", "said"), [
+    ("CARTABLE_JOB_LEASE_SECONDS", "1", "job_lease_seconds below 2"),
+    ("CARTABLE_JOB_LEASE_SECONDS", "soon", "job_lease_seconds"),
+    ("CARTABLE_GC_SWEEP_OBJECTS_PER_RUN", "199", "gc_sweep_objects_per_run must be at least 200"),
+    ("CARTABLE_GC_SWEEP_OBJECTS_PER_RUN", "1e6", "gc_sweep_objects_per_run"),
+    ("CARTABLE_GC_SWEEP_PAUSE_SECONDS", "-0.1", "gc_sweep_pause_seconds must be zero or more"),
+    ("CARTABLE_MAINTENANCE_INTERVAL_SECONDS", "-1", "maintenance_interval_seconds must be zero or more"),
+    ("CARTABLE_GC_INTERVAL_SECONDS", "-1", "gc_interval_seconds must be zero or more"),
+])
+def test_background_job_settings_out_of_range_are_refused(env: str, value: str, said: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={env: value})
+    assert said in str(info.value)
+
+
+def test_background_job_settings_accept_zero_to_keep_jobs_off_a_node() -> None:
+    s = load_settings(None, environ={"CARTABLE_GC_INTERVAL_SECONDS": "0", "CARTABLE_MAINTENANCE_INTERVAL_SECONDS": "0"})
+    assert jobs.fleet_jobs(job_policy(s)) == []
+
+
+def test_audit_retention(tmp_path: Path) -> None:
+    from cartable.server import open_core
+
+    assert load_settings(None, environ={}).audit_retention_days == 365.0
+    settings = load_settings(None, {"data": tmp_path / "d"}, environ={"CARTABLE_AUDIT_RETENTION_DAYS": "30"})
+    core = open_core(settings)
+    try:
+        assert core.limits.audit_retention_days == 30.0
+    finally:
+        core.db.dispose()
+    for bad in ("-1", "40000", "a year"):
+        with pytest.raises(ConfigError, match="audit_retention_days"):
+            load_settings(None, environ={"CARTABLE_AUDIT_RETENTION_DAYS": bad})

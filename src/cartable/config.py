@@ -121,7 +121,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("default_quota", parse_size, 100 * 10**9, "Quota of accounts without their own (bytes, or 100GB)."),
     Setting("inline_max", parse_size, 8192, "Files up to this size are stored in the database itself."),
     Setting("gc_grace_seconds", float, 86400.0, "Unreferenced chunks are deleted only after this long."),
-    Setting("gc_interval_seconds", float, 3600.0, "How often the server collects garbage (0: never)."),
+    Setting("gc_interval_seconds", float, 3600.0,
+            "How often the fleet collects garbage and sweeps a slice of the chunk store (0: never on this node)."),
+    Setting("gc_sweep_objects_per_run", int, 1_000_000,
+            "Chunk objects one orphan-sweep run lists at most; the next run resumes where it stopped."),
+    Setting("gc_sweep_pause_seconds", float, 0.05,
+            "Pause of the orphan sweep after each batch of 200 objects it lists (eases the load on the store)."),
+    Setting("maintenance_interval_seconds", float, 600.0,
+            "How often the fleet expires abandoned uploads and purges expired locks, login counters and "
+            "login flows (0: never on this node)."),
+    Setting("job_lease_seconds", float, 60.0,
+            "Time to live of a background job's lease; its holder renews it every third of that, and "
+            "another node takes the job over this long after its holder died."),
     Setting("max_xml_body", parse_size, 1024 * 1024, "Largest XML request body accepted (PROPFIND, LOCK...)."),
     Setting("auth_cache_seconds", float, 60.0, "How long a verified credential is trusted without argon2."),
     Setting("login_failure_decay_seconds", float, 60.0,
@@ -134,6 +145,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest wait before a password is checked after failures (0.1 s doubled per failure)."),
     Setting("login_flow_starts_per_address", int, 100,
             "Login Flow v2 starts one address may make at once (one more per decay period)."),
+    Setting("audit_retention_days", float, 365.0,
+            "Audit events older than this many days are purged (0: keep them forever)."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
     Setting("log_format", str, "text", "Log format: text (one line per record) or json (JSON lines)."),
     Setting("forbidden_filenames", parse_list, (".htaccess",),
@@ -147,6 +160,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("windows_compatible_names", parse_bool, False,
             "Also refuse what Windows cannot store: CON, PRN, AUX, NUL, COM0-9, LPT0-9, <>:\"|?* "
             "and trailing spaces or dots."),
+    Setting("trash_retention_days", float, 30.0,
+            "Deleted files stay in their owner's trash this many days, then are purged for good."),
+    Setting("versions_max_age_days", float, 365.0,
+            "Old versions of a file are thinned with age (Nextcloud's schedule) and none is kept longer than this."),
+    Setting("versions_quota_share", float, 0.5,
+            "Old versions may hold at most this share of their owner's quota (0 to 1); the oldest go first."),
     Setting("bulk_upload", parse_tristate, "auto",
             "Nextcloud's bulk upload (many small files per request): auto offers it to every client but "
             "desktop clients older than 3.9, which abort on empty files; true offers it to all; false serves "
@@ -177,6 +196,10 @@ class Settings:
     inline_max: int
     gc_grace_seconds: float
     gc_interval_seconds: float
+    gc_sweep_objects_per_run: int
+    gc_sweep_pause_seconds: float
+    maintenance_interval_seconds: float
+    job_lease_seconds: float
     max_xml_body: int
     auth_cache_seconds: float
     login_failure_decay_seconds: float
@@ -184,6 +207,7 @@ class Settings:
     login_max_failures_per_address: int
     login_max_delay_seconds: float
     login_flow_starts_per_address: int
+    audit_retention_days: float
     log_level: str
     log_format: str
     forbidden_filenames: tuple[str, ...]
@@ -191,6 +215,9 @@ class Settings:
     forbidden_filename_characters: str
     forbidden_filename_extensions: tuple[str, ...]
     windows_compatible_names: bool
+    trash_retention_days: float
+    versions_max_age_days: float
+    versions_quota_share: float
     bulk_upload: str
     fault_pause: str
 
@@ -265,6 +292,14 @@ def _validate(s: Settings) -> None:
         raise ConfigError("inline_max above 1 MiB would bloat the database; keep it small")
     if s.gc_grace_seconds < 60:
         raise ConfigError("gc_grace_seconds below 60 would let the GC race uploads; use at least 60")
+    for name in ("gc_interval_seconds", "maintenance_interval_seconds", "gc_sweep_pause_seconds"):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{name} must be zero or more")
+    if s.gc_sweep_objects_per_run < 200:
+        raise ConfigError("gc_sweep_objects_per_run must be at least 200 (one batch)")
+    if s.job_lease_seconds < 2:
+        raise ConfigError("job_lease_seconds below 2 would let a busy node lose its lease between two renewals; "
+                          "use at least 2")
     if s.default_quota < 0:
         raise ConfigError("default_quota must be zero or more")
     if s.login_failure_decay_seconds < 1:
@@ -274,6 +309,12 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"{name} must be at least 1")
     if not 0 <= s.login_max_delay_seconds <= 600:
         raise ConfigError("login_max_delay_seconds must be between 0 and 600")
+    if not 0 <= s.audit_retention_days <= 36500:
+        raise ConfigError("audit_retention_days must be between 0 (keep forever) and 36500")
+    if s.trash_retention_days < 0 or s.versions_max_age_days < 0:
+        raise ConfigError("trash_retention_days and versions_max_age_days must be zero or more")
+    if not 0 <= s.versions_quota_share <= 1:
+        raise ConfigError("versions_quota_share must be between 0 and 1 (a share of the quota)")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level {s.log_level!r} is not one of: debug, info, warning, error")
     if s.log_format not in ("text", "json"):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
@@ -15,8 +16,8 @@ from starlette.types import Receive, Scope, Send
 from cartable import nextcloud, startup
 from cartable.common import faults
 from cartable.config import Settings
-from cartable.core import gc
-from cartable.core.auth import Authenticator, ThrottlePolicy, purge_counters
+from cartable.core import jobs
+from cartable.core.auth import Authenticator, ThrottlePolicy
 from cartable.core.context import Core, Limits
 from cartable.dav.context import DavConfig
 from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
@@ -27,7 +28,7 @@ from cartable.store.blobs.local import LocalChunkStore
 from cartable.store.meta import journal
 from cartable.web.home import WELL_KNOWN_PREFIX, home_app, well_known_app
 
-__all__ = ["open_core", "open_blobs", "build_app", "CartableApp", "GcThread"]
+__all__ = ["open_core", "open_blobs", "build_app", "CartableApp", "BackgroundJobs", "job_policy"]
 
 log = logging.getLogger("cartable")
 
@@ -51,7 +52,11 @@ def open_core(settings: Settings) -> Core:
         db.dispose()
         raise startup.StartupError(f"cannot start: {exc}") from None
     limits = Limits(default_quota=settings.default_quota, inline_max=settings.inline_max,
-                    gc_grace_seconds=settings.gc_grace_seconds)
+                    gc_grace_seconds=settings.gc_grace_seconds,
+                    audit_retention_days=settings.audit_retention_days,
+                    trash_retention_days=settings.trash_retention_days,
+                    versions_max_age_days=settings.versions_max_age_days,
+                    versions_quota_share=settings.versions_quota_share)
     return Core(db, blobs, limits, names=settings.name_policy)
 
 
@@ -128,24 +133,57 @@ def build_app(settings: Settings, core: Core | None = None) -> AccessLog:
     return AccessLog(CartableApp(core, routes), secret_prefixes=(LOGIN_PREFIX + "v2/flow/",))
 
 
-class GcThread(threading.Thread):
-    """Collects garbage (core/gc.py) and purges expired login counters every interval in the
-    serving process. Each app node runs its own: concurrent collectors are safe, only wasteful; a
-    lease in the database electing one collector belongs to the scale-out work."""
+def job_policy(settings: Settings) -> jobs.JobPolicy:
+    """The background jobs' intervals and limits from the settings."""
+    return jobs.JobPolicy(lease_seconds=settings.job_lease_seconds, gc_interval=settings.gc_interval_seconds,
+                          maintenance_interval=settings.maintenance_interval_seconds,
+                          sweep_objects_per_run=settings.gc_sweep_objects_per_run,
+                          sweep_pause=settings.gc_sweep_pause_seconds)
 
-    def __init__(self, core: Core, interval: float) -> None:
-        super().__init__(name="cartable-gc", daemon=True)
-        self.core, self.interval = core, interval
+
+class BackgroundJobs:
+    """One thread per background job (core/jobs.py) in this serving process. Every node of a
+    fleet runs them all; the leases in the database make each job run on one node at a time,
+    and another node takes a job over when its holder dies. A thread sleeps until its job is
+    due or the holder's lease runs out (``jobs.wake_in``), then tries to take it."""
+
+    MIN_WAIT = 0.5  # never poll the lease row faster than this
+
+    def __init__(self, core: Core, policy: jobs.JobPolicy, node: str | None = None) -> None:
+        self.core, self.policy = core, policy
+        self.node = node or jobs.new_node_id()
         self.stopped = threading.Event()
+        self.threads = [threading.Thread(target=self._loop, args=(job,), name=f"cartable-job-{job.name}",
+                                         daemon=True) for job in jobs.fleet_jobs(policy)]
 
-    def run(self) -> None:
-        while not self.stopped.wait(self.interval):
+    def start(self) -> None:
+        log.info("background jobs on node %s: %s", self.node, ", ".join(t.name[13:] for t in self.threads))
+        for t in self.threads:
+            t.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for t in self.threads:
+            t.join()
+
+    def _loop(self, job: jobs.Job) -> None:
+        ttl = self.policy.lease_seconds
+        while not self.stopped.is_set():
             try:
-                stats = gc.collect(self.core)
-                log.info("gc: %s", stats)
+                stats = jobs.run(self.core, job, self.node, ttl)
+                if stats is not None:
+                    log.info("job %s done on node %s: %s", job.name, self.node, stats.summary())
+            except jobs.LeaseLost as exc:
+                log.warning("%s; another node goes on with it", exc)
             except Exception:
-                log.exception("garbage collection failed; will retry")
+                log.exception("job %s failed on node %s; it runs again in %.0f s", job.name, self.node,
+                              job.interval)
             try:
-                purge_counters(self.core)  # login counters that fell to zero
+                wait = jobs.wake_in(self.core, job)
             except Exception:
-                log.exception("purging login counters failed; will retry")
+                log.warning("job %s: cannot read its lease; will retry", job.name, exc_info=True)
+                wait = ttl
+            # A little jitter so that nodes woken by the same expiry do not all ask at once.
+            wait = min(max(wait, self.MIN_WAIT), job.interval) + random.uniform(0, min(1.0, ttl / 10))
+            if self.stopped.wait(wait):
+                return

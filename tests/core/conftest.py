@@ -57,3 +57,11 @@ def principal(core: Core, name: str = "alice") -> Principal:
 
 def op_for(core: Core, name: str = "alice") -> Op:
     return Op(principal(core, name))
+
+
+def delete_for_good(core: Core, op: Op, parts: tuple[str, ...]) -> None:
+    """Delete, then empty the trash: the item's chunk references are released."""
+    from cartable.core import files, trash
+
+    files.delete(core, op, parts)
+    trash.empty(core, op)

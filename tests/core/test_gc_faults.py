@@ -3,8 +3,9 @@
 "acknowledged data must never point at missing bytes").
 
 A workload that goes through every step (a multi-chunk PUT through the batch put path, a one-chunk
-PUT through the one-file path, a delete, an orphan chunk file, a GC that marks, reaps and sweeps,
-then the same contents uploaded again) runs once unarmed to count how often each fault point is
+PUT through the one-file path, a delete to the trash, a restore, a delete and the trash emptied, an
+orphan chunk file, a GC that marks, reaps and sweeps, then the same contents uploaded again, an
+overwrite kept as a version and that version restored) runs once unarmed to count how often each fault point is
 reached; then, for each point in turn and for each time it is reached, the workload runs again
 with a crash there. After the crash a fresh Core is opened on the same data folder (a restarted
 process) and:
@@ -34,7 +35,7 @@ import pytest
 from cartable.common import faults
 from cartable.common.fsutil import atomic_write
 from cartable.common.hashing import chunk_digest, digest_hex
-from cartable.core import accounts, files, fsck, gc, reads
+from cartable.core import accounts, files, fsck, gc, reads, trash, versions
 from cartable.core.context import Core
 from cartable.core.tree import Op
 from cartable.core.writes import Upload
@@ -65,6 +66,8 @@ class World:
     tmp: Path
     clock: FakeClock = field(default_factory=FakeClock)
     acked: dict[Name, bytes] = field(default_factory=dict)
+    inflight: tuple[Name, bytes] | None = None  # a put whose commit had not returned yet
+    trashed: dict[str, bytes] = field(default_factory=dict)
     check_each_step: bool = False
     core: Core = field(init=False)
     op: Op = field(init=False)
@@ -84,14 +87,40 @@ class World:
         up = Upload(self.core, self.op, (name,))
         for i in range(0, len(data), MIB):
             up.write(data[i:i + MIB])
+        self.inflight = ((name,), data)
         up.commit()
         self.acked[(name,)] = data
+        self.inflight = None
         if self.check_each_step:
             check_acked(self)
 
     def delete(self, name: str) -> None:
         files.delete(self.core, self.op, (name,))
-        self.acked.pop((name,), None)
+        self.trashed[name] = self.acked.pop((name,))
+        if self.check_each_step:
+            check_acked(self)
+
+    def restore(self, name: str) -> None:
+        """Restore the most recent trashed item of that name (back to the root)."""
+        item = next(i for i in trash.items(self.core, self.op.principal) if i.record.name == name)
+        trash.restore(self.core, self.op, item.name)
+        self.acked[(name,)] = self.trashed.pop(name)
+        if self.check_each_step:
+            check_acked(self)
+
+    def empty_trash(self) -> None:
+        trash.empty(self.core, self.op)
+        self.trashed.clear()
+        if self.check_each_step:
+            check_acked(self)
+
+    def restore_version(self, name: str, data: bytes) -> None:
+        """Make the old version of name holding data current again."""
+        node, old = versions.listing(self.core, self.op.principal,
+                                     files.stat(self.core, self.op.principal, (name,)).id)
+        wanted = next(v for v in old if v.size == len(data))
+        versions.restore(self.core, self.op, node.id, wanted.id)
+        self.acked[(name,)] = data
         if self.check_each_step:
             check_acked(self)
 
@@ -112,13 +141,17 @@ class World:
 def workload(w: World, tag: str) -> None:
     w.put(f"{tag}big.bin", BIG)
     w.put(f"{tag}small.bin", SMALL)
-    w.delete(f"{tag}big.bin")  # its chunks lose their last reference
+    w.delete(f"{tag}big.bin")  # to the trash: its chunks stay referenced
+    w.restore(f"{tag}big.bin")  # back in place
+    w.delete(f"{tag}big.bin")
+    w.empty_trash()  # purged: its chunks lose their last reference
     w.plant_orphan(ORPHAN)
     w.clock.advance(GRACE + 10)
     w.collect()  # marks and reaps the big file's chunks, sweeps the orphan
     w.put(f"{tag}again.bin", BIG)  # the collected chunks are written again
     w.put(f"{tag}orphan.bin", ORPHAN)  # the swept content is written again
-    w.put(f"{tag}small.bin", OTHER)  # an overwrite releases SMALL's chunk
+    w.put(f"{tag}small.bin", OTHER)  # an overwrite keeps SMALL as an old version
+    w.restore_version(f"{tag}small.bin", SMALL)  # SMALL current again, OTHER an old version
 
 
 def check_acked(w: World, *, deep: bool = False) -> fsck.Report:
@@ -173,6 +206,11 @@ def crash_and_recover(tmp: Path, point: str, nth: int) -> None:
         workload(w, "")
     faults.disarm_all()
     w.restart()
+    if w.inflight is not None and point == "writes.commit.after_commit":
+        # the crash came after the commit, before the answer: the new content is there, unacknowledged
+        name, data = w.inflight
+        if reads.open_content(w.core, w.op.principal, name).read_all() == data:
+            w.acked[name] = data
     check_acked(w)
     w.check_each_step = True
     workload(w, "r-")  # the same contents again, on whatever the crash left
@@ -216,6 +254,7 @@ def test_gc_crash_between_deleting_bytes_and_commit_then_same_content_uploaded(t
     w = World(tmp_path)
     w.put("a.bin", BIG)
     w.delete("a.bin")
+    w.empty_trash()
     w.clock.advance(GRACE + 10)
     with faults.armed("gc.reap.after_delete_bytes"), pytest.raises(faults.SimulatedCrash):
         w.collect()

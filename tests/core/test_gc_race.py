@@ -25,7 +25,7 @@ from cartable.core.errors import DataMissing, NotFound, StorageUnavailable
 from cartable.core.manifest import unpack
 from cartable.core.writes import Upload
 from cartable.store.meta import content
-from tests.core.conftest import FakeClock, make_core, op_for, principal
+from tests.core.conftest import FakeClock, delete_for_good, make_core, op_for, principal
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +57,7 @@ def test_touched_chunk_survives_gc_until_commit(small_core: Core, clock: FakeClo
     op = op_for(small_core)
     data = random.Random(1).randbytes(600_000)
     put(small_core, op, ("a.bin",), data)
-    files.delete(small_core, op, ("a.bin",))  # the chunk now has no reference
+    delete_for_good(small_core, op, ("a.bin",))  # the chunk now has no reference
     clock.advance(7200)  # ...for longer than the grace period
     up = Upload(small_core, op, ("b.bin",))
     up.write(data)  # flushes: finds the idle chunk and claims it (touch)
@@ -74,7 +74,7 @@ def test_gc_first_then_upload_rewrites_the_chunk(small_core: Core, clock: FakeCl
     op = op_for(small_core)
     data = random.Random(2).randbytes(700_000)
     put(small_core, op, ("a.bin",), data)
-    files.delete(small_core, op, ("a.bin",))
+    delete_for_good(small_core, op, ("a.bin",))
     clock.advance(7200)
     assert gc.collect(small_core).chunks_deleted == 1
     assert list(small_core.blobs.iter_digests()) == []
@@ -87,7 +87,7 @@ def test_upload_slower_than_grace_fails_instead_of_dangling(small_core: Core, cl
     op = op_for(small_core)
     data = random.Random(3).randbytes(500_000)
     put(small_core, op, ("a.bin",), data)
-    files.delete(small_core, op, ("a.bin",))
+    delete_for_good(small_core, op, ("a.bin",))
     up = Upload(small_core, op, ("b.bin",))
     up.write(data)
     up._finish()  # reused the idle chunk (touched now)
@@ -105,7 +105,7 @@ def test_referenced_chunk_is_kept(small_core: Core, clock: FakeClock) -> None:
     data = random.Random(4).randbytes(400_000)
     put(small_core, op, ("a.bin",), data)
     put(small_core, op, ("copy.bin",), data)
-    files.delete(small_core, op, ("a.bin",))
+    delete_for_good(small_core, op, ("a.bin",))
     clock.advance(10**6)
     assert gc.collect(small_core).chunks_deleted == 0
     assert reads.open_content(small_core, op.principal, ("copy.bin",)).read_all() == data
@@ -146,7 +146,7 @@ def test_concurrent_uploads_deletes_and_gc(tmp_path: Path) -> None:
                 n += 1
                 if r.random() < 0.4:
                     try:
-                        files.delete(core, op, name)
+                        delete_for_good(core, op, name)
                         with lock:
                             acked.pop(name, None)
                     except NotFound:

@@ -23,7 +23,7 @@ from cartable.store.meta.schema import locks as locks_table
 from cartable.store.meta.schema import nodes, versions
 from tests.backend import environ_for
 from tests.conftest import DAV, PASSWORD, make_settings
-from tests.core.conftest import FakeClock, op_for
+from tests.core.conftest import FakeClock, delete_for_good, op_for
 from tests.core.test_gc_race import put
 
 LOCKINFO = (b'<?xml version="1.0" encoding="utf-8"?><d:lockinfo xmlns:d="DAV:">'
@@ -81,7 +81,7 @@ def test_gc_reports_what_waits_out_the_grace_period(small_core: Core, clock: Fak
     op = op_for(small_core)
     data = random.Random(31).randbytes(700_000)
     put(small_core, op, ("a.bin",), data)
-    files.delete(small_core, op, ("a.bin",))
+    delete_for_good(small_core, op, ("a.bin",))
     released_at = clock.now
     clock.advance(600)
     stats = gc.collect(small_core)
@@ -110,14 +110,14 @@ def test_admin_gc_says_what_is_waiting(tmp_path: Path) -> None:
     accounts.create_user(core, "alice", PASSWORD)
     op = op_for(core)
     put(core, op, ("a.bin",), random.Random(32).randbytes(2_500_000))
-    files.delete(core, op, ("a.bin",))
+    delete_for_good(core, op, ("a.bin",))
     core.db.dispose()
     r = CliRunner().invoke(admin_app, ["gc", "--grace", "3600", "--data", str(data_dir)],
                            env=environ_for(data_dir))
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0] == ("deleted 0 chunks, 0 orphan blobs, 0 temporary files; released 0 abandoned uploads "
-                        "and 0 expired locks")
+                        "and 0 expired locks; purged 0 trash items and 0 old versions for their age")
     assert re.fullmatch(r"\d+ chunks \(\d+\.\d MB\) are waiting out the grace period; the first can be "
                         r"collected at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", lines[1]), lines[1]
     r = CliRunner().invoke(admin_app, ["gc", "--data", str(tmp_path / "empty")],

@@ -10,7 +10,7 @@ commit) the HTTP row proves the outcome and a core row proves each check on its 
 off-by-one in one of them would be hidden by the next.
 
 Rows to add with the issues that bring them (same shape: a scenario taking ``over`` = 0 or 1):
-a move into a share (shares), restoring a version (versions), restoring from the trash (trash).
+a move into a share (shares).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from cartable.store.meta import accounts as accounts_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta import uploads as uploads_repo
 from tests.conftest import DAV
-from tests.nextcloud.davhelp import bulk, bulk_body, bulk_part
+from tests.nextcloud.davhelp import bulk, bulk_body, bulk_part, multistatus
 
 KiB = 1024
 UP = "/remote.php/dav/uploads/alice"
@@ -510,3 +510,60 @@ def test_bulk_upload(client: TestClient, core: Core, op: Op, over: int) -> None:
             assert got.content == old
         else:
             assert got.status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Trash and versions
+
+
+@OVER
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_trash_restore(client: TestClient, core: Core, op: Op, what: str, over: int) -> None:
+    """trash.py restore: quota.py check_quota ``used + delta > quota`` with delta = the item's size
+    (it comes back into the live files). A refused restore leaves it in the trash."""
+    assert client.request("MKCOL", url("d")).status_code == 201
+    a, b = data(70 * KiB, 24), data(3 * KiB, 25)
+    assert client.put(url("d/a.bin"), content=a).status_code == 201
+    assert client.put(url("d/b.txt"), content=b).status_code == 201
+    gone, need = {"file": ("d/a.bin", len(a)), "folder": ("d", len(a) + len(b))}[what]
+    assert client.delete(url(gone)).status_code == 204
+    trash = "/remote.php/dav/trashbin/alice/trash/"
+    listing = client.request("PROPFIND", trash, headers={"Depth": "1"})
+    assert listing.status_code == 207
+    item = [h for h in multistatus(listing.content) if h != trash][0]
+    leave_free(core, need - over)
+    before = state(core, op)
+    r = client.request("MOVE", item, headers={"Destination": "/remote.php/dav/trashbin/alice/restore/x"})
+    refused_or_done(r.status_code, over, (201,))
+    if over:
+        assert state(core, op) == before
+        again = client.request("PROPFIND", trash, headers={"Depth": "1"})
+        assert again.status_code == 207 and item in multistatus(again.content)
+    else:
+        assert client.get(url("d/a.bin")).content == a
+        assert accounts.get_user(core, "alice").used == accounts.get_user(core, "alice").quota
+
+
+@OVER
+def test_version_restore(client: TestClient, core: Core, op: Op, over: int) -> None:
+    """versions.py restore: quota.py check_quota ``used + delta > quota`` with delta = the
+    version's size minus the current content's. A refused restore leaves the current content."""
+    old, new = data(90 * KiB, 26), data(20 * KiB, 27)
+    assert client.put(url("v.bin"), content=old).status_code == 201
+    assert client.put(url("v.bin"), content=new).status_code == 204
+    fid = client.request("PROPFIND", url("v.bin"), headers={"Depth": "0"})
+    assert fid.status_code == 207
+    file_id = next(iter(multistatus(fid.content).values()))["{http://owncloud.org/ns}fileid"]
+    base = f"/remote.php/dav/versions/alice/versions/{file_id}/"
+    listing = client.request("PROPFIND", base, headers={"Depth": "1"})
+    assert listing.status_code == 207
+    version = [h for h in multistatus(listing.content) if h != base][0]
+    leave_free(core, len(old) - len(new) - over)
+    before = state(core, op)
+    r = client.request("MOVE", version, headers={"Destination": "/remote.php/dav/versions/alice/restore/target"})
+    refused_or_done(r.status_code, over, (201,))
+    if over:
+        assert state(core, op) == before
+    else:
+        assert client.get(url("v.bin")).content == old
+        assert accounts.get_user(core, "alice").used == accounts.get_user(core, "alice").quota

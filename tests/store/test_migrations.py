@@ -103,3 +103,20 @@ def test_downgrade_of_the_authentication_revision(empty_db: MetaDB) -> None:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     finally:
         db.dispose()
+
+
+def test_downgrade_of_the_groups_and_audit_revision(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    db = MetaDB(sqlite_url(tmp_path / "m.db"))
+    try:
+        upgrade(db)
+        command.downgrade(alembic_config(db), "0006")
+        with db.engine.connect() as conn:
+            assert not {"groups", "memberships", "audit_events"} & set(inspect(conn).get_table_names())
+        command.upgrade(alembic_config(db), "head")
+        with db.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        db.dispose()

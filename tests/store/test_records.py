@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from cartable.store.meta.records import NodeRecord
-from cartable.store.meta.schema import nodes
+import pytest
+
+from cartable.store.meta.records import AuditRecord, GroupRecord, NodeRecord
+from cartable.store.meta.schema import audit_events, groups, nodes
 
 
-def test_node_record_fields_follow_the_table_columns() -> None:
-    assert [f.name for f in dataclasses.fields(NodeRecord)] == [c.name for c in nodes.columns]
+@pytest.mark.parametrize(("record", "table"), [(NodeRecord, nodes), (GroupRecord, groups),
+                                               (AuditRecord, audit_events)])
+def test_record_fields_follow_the_table_columns(record: type, table: object) -> None:
+    assert [f.name for f in dataclasses.fields(record)] == [c.name for c in table.columns]  # type: ignore[attr-defined]

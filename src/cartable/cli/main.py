@@ -31,7 +31,7 @@ def serve(
 
     from cartable.core import accounts
     from cartable.core.errors import CartableError
-    from cartable.server import GcThread, build_app, open_core
+    from cartable.server import BackgroundJobs, build_app, job_policy, open_core
     from cartable.startup import StartupError, listen
 
     settings = settings_from(config, data=data, host=host, port=port)
@@ -58,8 +58,7 @@ def serve(
     if generated:
         print(f"Created admin account {settings.admin_user!r} with password: {generated}", flush=True)
         print("Store it now: it is not shown again (change it with `cartable admin user passwd`).", flush=True)
-    if settings.gc_interval_seconds > 0:
-        GcThread(core, settings.gc_interval_seconds).start()
+    BackgroundJobs(core, job_policy(settings)).start()
     print(f"cartable serving {settings.data.resolve()} on http://{settings.host}:{settings.port}/ "
           f"(WebDAV: /remote.php/dav/files/USER/)", flush=True)
     server = uvicorn.Server(uvicorn.Config(

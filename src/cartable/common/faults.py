@@ -38,6 +38,11 @@ POINTS: tuple[str, ...] = (
     "writes.after_put",              # a batch's bytes are durable, nothing references them yet
     "writes.commit.before_commit",   # the version's transaction did everything but commit
     "writes.commit.after_commit",    # the version is committed; the caller has not answered yet
+    # core/trash.py and core/versions.py: each step's transaction did everything but commit
+    "trash.delete.before_commit",    # the item is detached and its trash row written
+    "trash.restore.before_commit",   # the item is back in the tree, its trash row gone
+    "trash.purge.before_commit",     # the item's rows are deleted, its chunk references released
+    "versions.restore.before_commit",  # the old version is current, the current one kept
     # store/blobs/local.py: put_many, batch mode (one syncfs for data, one for names)
     "blobs.put.batch.after_temps",   # temporary files written, not synced
     "blobs.put.batch.after_data_sync",

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 
 from cartable.common.hashing import new_etag
-from cartable.core import files, uploads
+from cartable.core import audit, files, trash, uploads
+from cartable.core.audit import SYSTEM, Actor
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, InvalidInput, NotFound
 from cartable.core.model import Principal
@@ -36,7 +37,7 @@ from cartable.store.meta.records import AppPasswordRecord, UserRecord
 __all__ = ["UserInfo", "create_user", "bootstrap_admin", "list_users", "get_user", "set_password",
            "set_disabled", "delete_user", "set_quota", "principal_for", "create_app_password",
            "list_app_passwords", "revoke_app_password", "app_token_hash", "HASHER", "random_password",
-           "name_key", "NAME_RULE"]
+           "name_key", "NAME_RULE", "check_display_name", "check_email", "set_profile"]
 
 HASHER = PasswordHasher()  # argon2id, library defaults (RFC 9106 second recommendation)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")
@@ -77,7 +78,9 @@ def app_token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _check_display_name(display_name: str) -> str:
+def check_display_name(display_name: str) -> str:
+    """The display name as stored (trimmed, NFC); InvalidInput if too long or holding control
+    characters, line breaks or direction overrides."""
     value = unicodedata.normalize("NFC", display_name.strip())
     if len(value) > DISPLAY_NAME_MAX:
         raise InvalidInput(f"the display name must have at most {DISPLAY_NAME_MAX} characters")
@@ -87,12 +90,19 @@ def _check_display_name(display_name: str) -> str:
     return value
 
 
-def _check_email(email: str) -> str:
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def check_email(email: str) -> str:
+    """The e-mail address as stored (trimmed; "" clears it); InvalidInput unless it is one
+    ``local@domain`` without spaces or control characters, at most 255 characters."""
     value = email.strip()
+    if not value:
+        return ""
     if len(value) > EMAIL_MAX:
         raise InvalidInput(f"the e-mail address must have at most {EMAIL_MAX} characters")
-    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
-        raise InvalidInput("the e-mail address must not contain control characters or line breaks")
+    if not _EMAIL.fullmatch(value) or any(unicodedata.category(c).startswith("C") for c in value):
+        raise InvalidInput(f"{value[:80]!r} is not an e-mail address (name@example.org)")
     return value
 
 
@@ -103,11 +113,12 @@ def _check_password(password: str) -> None:
 
 @unit_of_work
 def create_user(core: Core, name: str, password: str, *, is_admin: bool = False,
-                quota: int | None = None, display_name: str = "", email: str = "") -> UserInfo:
+                quota: int | None = None, display_name: str = "", email: str = "",
+                actor: Actor = SYSTEM) -> UserInfo:
     if not _NAME.fullmatch(name):
-        raise InvalidInput(f"user name {name!r} must be {NAME_RULE}")
-    display_name = _check_display_name(display_name) or name
-    email = _check_email(email)
+        raise InvalidInput(f"user name {name[:80]!r} must be {NAME_RULE}")
+    display_name = check_display_name(display_name) or name
+    email = check_email(email)
     _check_password(password)
     if quota is not None and quota < 0:
         raise InvalidInput("the quota must be zero or more bytes")
@@ -128,6 +139,8 @@ def create_user(core: Core, name: str, password: str, *, is_admin: bool = False,
         root = nodes_repo.insert(tx, space_id=sid, parent_id=None, name="", kind="d", size=0,
                                  mtime=now, ctime=now, etag=new_etag())
         repo.update_space(tx, sid, root_id=root)
+        audit.record_in(tx, core, "user.created", actor, object=f"user:{name}",
+                        detail="admin" if is_admin else "")
     return get_user(core, name)
 
 
@@ -174,19 +187,44 @@ def list_users(core: Core) -> list[UserInfo]:
 
 
 @unit_of_work
-def set_password(core: Core, name: str, password: str) -> None:
+def set_password(core: Core, name: str, password: str, *, actor: Actor = SYSTEM) -> None:
     _check_password(password)
     pw_hash = HASHER.hash(password)
     with core.db.write() as tx:
         rec = _user(tx, name)
         repo.revoke_credentials(tx, rec.id, password_hash=pw_hash)
+        audit.record_in(tx, core, "user.updated", actor, object=f"user:{rec.name}", detail="password")
 
 
 @unit_of_work
-def set_disabled(core: Core, name: str, disabled: bool) -> None:
+def set_disabled(core: Core, name: str, disabled: bool, *, actor: Actor = SYSTEM) -> None:
     with core.db.write() as tx:
         rec = _user(tx, name)
         repo.revoke_credentials(tx, rec.id, disabled=disabled)
+        audit.record_in(tx, core, "user.updated", actor, object=f"user:{rec.name}",
+                        detail="disabled" if disabled else "enabled")
+
+
+@unit_of_work
+def set_profile(core: Core, name: str, *, display_name: str | None = None, email: str | None = None,
+                actor: Actor = SYSTEM) -> UserInfo:
+    """Change what others see of the account: its display name ("" gives back the login name)
+    and e-mail address ("" clears it); None leaves a field as it is. InvalidInput for a bad
+    value (nothing changes), NotFound for an unknown user."""
+    values: dict[str, str] = {}
+    if display_name is not None:
+        values["display_name"] = check_display_name(display_name)
+    if email is not None:
+        values["email"] = check_email(email)
+    with core.db.write() as tx:
+        rec = _user(tx, name)
+        if values.get("display_name") == "":
+            values["display_name"] = rec.name
+        if values:
+            repo.update_user(tx, rec.id, **values)
+            audit.record_in(tx, core, "user.updated", actor, object=f"user:{rec.name}",
+                            detail=", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in values.items()))
+    return get_user(core, rec.name)
 
 
 @unit_of_work
@@ -202,20 +240,23 @@ def set_quota(core: Core, name: str, quota: int | None) -> None:
 
 
 @unit_of_work
-def delete_user(core: Core, name: str) -> None:
-    """Delete the account and its files (their chunks are released to the GC)."""
+def delete_user(core: Core, name: str, *, actor: Actor = SYSTEM) -> None:
+    """Delete the account, its files, its trash and its versions (their chunks are released to
+    the GC)."""
     now = core.clock()
     with core.db.write() as tx:
         rec = _user(tx, name)
         space = repo.home_space(tx, rec.id)
         held: Counter[bytes] = Counter()
         if space is not None:
+            trash.purge_space(tx, space.id, now)
             root = nodes_repo.get(tx, space.root_id)
             if root is not None:
                 held.update(files.detach_subtree(tx, root)[1])
         held.update(uploads.detach_user(tx, rec.id))
         content.unref_chunks(tx, held, now)  # one sorted pass over the chunk rows
         repo.delete_user(tx, rec.id)
+        audit.record_in(tx, core, "user.deleted", actor, object=f"user:{rec.name}")
 
 
 def principal_for(core: Core, rec: UserRecord, app_password_id: int | None = None) -> Principal:
@@ -228,16 +269,23 @@ def principal_for(core: Core, rec: UserRecord, app_password_id: int | None = Non
 
 
 @unit_of_work
-def create_app_password(core: Core, name: str, device: str) -> str:
-    """A new 72-character app password for the user, shown once; ``device`` names it (at most
-    DEVICE_NAME_MAX characters, the column's length: InvalidInput beyond, on every backend)."""
+def create_app_password(core: Core, name: str, device: str, *, actor: Actor = SYSTEM,
+                        login: bool = False) -> str:
+    """A new 72-character app password for the user, shown once. ``login``: it was made from
+    the account's password (Nextcloud's getapppassword), which the audit log also records as a
+    successful login, in the same transaction. ``device`` names it (at most DEVICE_NAME_MAX
+    characters, the column's length: InvalidInput beyond, on every backend)."""
     if len(device) > DEVICE_NAME_MAX:
         raise InvalidInput(f"the device name must have at most {DEVICE_NAME_MAX} characters")
     token = random_password(72)
     with core.db.write() as tx:
         rec = _user(tx, name)
-        repo.insert_app_password(tx, user_id=rec.id, name=device, token_hash=app_token_hash(token),
-                                 created_at=core.clock())
+        app_id = repo.insert_app_password(tx, user_id=rec.id, name=device, token_hash=app_token_hash(token),
+                                          created_at=core.clock())
+        if login:
+            audit.record_in(tx, core, "login", actor, object=f"user:{rec.name}", detail="app password from password")
+        audit.record_in(tx, core, "app_password.created", actor, object=f"app_password:{app_id}",
+                        detail=f"user:{rec.name} device:{device}")
     return token
 
 
@@ -247,8 +295,11 @@ def list_app_passwords(core: Core, name: str) -> list[AppPasswordRecord]:
 
 
 @unit_of_work
-def revoke_app_password(core: Core, name: str, app_id: int) -> None:
+def revoke_app_password(core: Core, name: str, app_id: int, *, actor: Actor = SYSTEM) -> None:
     with core.db.write() as tx:
-        if not repo.delete_app_password(tx, _user(tx, name).id, app_id):
+        rec = _user(tx, name)
+        if not repo.delete_app_password(tx, rec.id, app_id):
             raise NotFound(f"user {name!r} has no app password with id {app_id}")
+        audit.record_in(tx, core, "app_password.revoked", actor, object=f"app_password:{app_id}",
+                        detail=f"user:{rec.name}")
 

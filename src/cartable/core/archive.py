@@ -18,6 +18,7 @@ from cartable.core.reads import Content
 from cartable.core.tree import display
 from cartable.store.meta import content as content_repo
 from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta import search as search_repo
 
 __all__ = ["ArchiveEntry", "plan", "open_file", "ROOT_NAME"]
 
@@ -65,11 +66,13 @@ def plan(core: Core, principal: Principal, parts: Sequence[str],
 
 def open_file(core: Core, principal: Principal, node_id: int) -> Content | None:
     """The current content of a file of the caller's space (node and version from one snapshot),
-    or None if it is gone."""
+    or None if it is gone (deleted for good, or into the trash)."""
     with core.db.read() as tx:
         node = nodes_repo.get(tx, node_id)
         if node is None or node.is_dir or node.space_id != principal.space_id:
             return None
+        if not search_repo.paths_of(tx, [node.id], principal.root_id):
+            return None  # deleted meanwhile: in the trash, detached from the tree
         ver = content_repo.get_version(tx, node.version_id) if node.version_id is not None else None
     if ver is None:
         return Content(core, node, 0, [], b"")

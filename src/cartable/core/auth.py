@@ -24,7 +24,8 @@ cap refuses, with Throttled and a ``retry_after`` that is the time until it fall
 A credential this process already verified skips throttling entirely (an attacker cannot make
 the cache hit without the secret). A success clears the (address, login) counter only: the
 address keeps its record of failures against other accounts. Unknown users and disabled
-accounts cost the same argon2 verification as a wrong password.
+accounts cost the same argon2 verification as a wrong password. Each failure is also an audit
+event (core/audit.py), written in the transaction that counts it; successes are not (see there).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from cartable.core import audit
 from cartable.core.accounts import HASHER, app_token_hash, name_key, principal_for
 from cartable.core.context import Core
 from cartable.core.errors import Throttled, Unauthenticated
@@ -170,7 +172,7 @@ class Authenticator:
                 self._refuse_if_capped(user_count, address_count, expiries, keys, now)
             rec, app_id = self._lookup(tx, cred)
         if not self._secret_holds(cred, rec, app_id):
-            self._count_failure(keys)
+            self._count_failure(keys, cred, address, rec)
             raise Unauthenticated("wrong user name or password")
         assert rec is not None
         if attempt.user_failures:
@@ -289,7 +291,9 @@ class Authenticator:
             self._dummy_hash = HASHER.hash(secrets.token_urlsafe(16))
         return self._dummy_hash
 
-    def _count_failure(self, keys: tuple[bytes, bytes]) -> None:
+    def _count_failure(self, keys: tuple[bytes, bytes], cred: Credentials, address: str,
+                       rec: UserRecord | None) -> None:
+        """Count the failure and record it in the audit log, in one transaction."""
         now = self.core.clock()
         cost = self.policy.failure_cost
         purge = now - self._last_purge > cost  # a few deletes a minute keep the table small
@@ -297,6 +301,15 @@ class Authenticator:
         def count(tx: Tx) -> None:
             for key in keys:
                 counters.add(tx, key, now, cost)
+            actor = audit.Actor(cred.login if cred.login is not None else "", address)
+            if cred.login is None:
+                detail = "bearer token"
+            elif rec is None:
+                detail = "unknown user"
+            else:
+                detail = "disabled account" if rec.disabled else "wrong password"
+            audit.record_in(tx, self.core, "login", actor, object="" if rec is None else f"user:{rec.name}",
+                            outcome=audit.FAILURE, detail=detail)
             if purge:
                 counters.purge(tx, now)
 

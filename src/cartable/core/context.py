@@ -26,8 +26,14 @@ class Limits:
     gc_grace_seconds: float = 24 * 3600.0
     # Bytes of chunk data an upload buffers before writing them out in one batch.
     write_batch_bytes: int = 16 * 1024 * 1024
+    # Audit events older than this are purged (core/audit.py); 0 keeps them forever.
+    audit_retention_days: float = 365.0
     max_lock_timeout: int = 3600
     default_lock_timeout: int = 600
+    # Trash and versions (core/trash.py, core/versions.py, core/retention.py).
+    trash_retention_days: float = 30.0
+    versions_max_age_days: float = 365.0
+    versions_quota_share: float = 0.5
 
 
 @dataclass

@@ -3,6 +3,7 @@
 
 CartableError
  ├── NotFound             the path or id names nothing (or nothing the caller may see)
+ │    └── NotVisible      an account or object the caller may not see, whether it exists or not
  ├── InvalidName          a name or path is unacceptable (NUL, '..', too long, bad UTF-8)
  ├── InvalidInput         a request value is malformed (depth, timeout, checksum syntax)
  ├── Conflict             the tree is not in a state that allows it (missing parent, file as parent)
@@ -23,7 +24,7 @@ CartableError
 
 from __future__ import annotations
 
-__all__ = ["CartableError", "NotFound", "InvalidName", "InvalidInput", "Conflict", "AlreadyExists",
+__all__ = ["CartableError", "NotFound", "NotVisible", "InvalidName", "InvalidInput", "Conflict", "AlreadyExists",
            "PreconditionFailed", "Forbidden", "Unauthenticated", "Throttled", "Locked",
            "QuotaExceeded", "TooLarge", "ChecksumMismatch", "StorageUnavailable", "DataMissing"]
 
@@ -33,6 +34,10 @@ class CartableError(Exception):
 
 
 class NotFound(CartableError):
+    pass
+
+
+class NotVisible(NotFound):
     pass
 
 

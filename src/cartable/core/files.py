@@ -5,6 +5,9 @@ Every mutation is one metadata transaction: under the space lock it resolves its
 caller's preconditions (If-Match, If-None-Match, the WebDAV If header: core/preconditions.py), the
 tree, the name of anything new (core.names), locks and quota, then changes rows, propagates etags
 and sizes to the ancestors and appends to the change journal; or it changes nothing.
+
+What a deletion removes (DELETE, or the target a MOVE or COPY replaces) goes to the owner's trash
+in one step (core/trash.py: one row, whatever the size of the subtree).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from cartable.common.hashing import new_etag
-from cartable.core import manifest, reads, tree
+from cartable.core import manifest, reads, retention, trash, tree
 from cartable.core.checksums import new_hasher
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, Conflict, Forbidden, PreconditionFailed
@@ -78,8 +81,9 @@ def mkdir(core: Core, op: Op, parts: Sequence[str], pre: Preconditions = _NO_PRE
 
 
 def remove_subtree(core: Core, tx: Tx, top: Node, now: float) -> list[Node]:
-    """Delete top and everything below (rows, versions, props, locks; chunk references released).
-    Does not propagate or journal: the caller does."""
+    """Delete top and everything below for good (rows, versions, props, locks; chunk references
+    released), bypassing the trash: for a whole space going away (account deletion). Does not
+    propagate or journal: the caller does."""
     below, held = detach_subtree(tx, top)
     content.unref_chunks(tx, held, now)
     return below
@@ -119,7 +123,7 @@ def delete(core: Core, op: Op, parts: Sequence[str], pre: Preconditions = _NO_PR
         pre.check(tx, space, node, display(parts), now)
         ancestors = nodes_repo.ancestor_ids(tx, node.id)
         _check_subtree_locks(tx, op, parts, node, ancestors, now)
-        remove_subtree(core, tx, node, now)
+        trash.detach(tx, op, space, node, parts, now)
         tree.propagate(tx, ancestors, -node.size, now)
         tree.record(tx, op, "delete", [node], now)
 
@@ -168,7 +172,7 @@ def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrit
         if existing is not None and existing.id == node.id:
             return False  # moving onto itself changes nothing
         if existing is not None:
-            remove_subtree(core, tx, existing, now)
+            trash.detach(tx, op, space, existing, dst, now)
             tree.propagate(tx, dst_anc, -existing.size, now)
             tree.record(tx, op, "delete", [existing], now)
         tree.propagate(tx, src_anc, -node.size, now)
@@ -207,12 +211,13 @@ def copy(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrit
         check_quota(core, tx, space, total - freed)
         released: Counter[bytes] = Counter()
         if existing is not None:
-            released = detach_subtree(tx, existing)[1]
+            trash.detach(tx, op, space, existing, dst, now)
             tree.propagate(tx, dst_anc, -existing.size, now)
             tree.record(tx, op, "delete", [existing], now)
         created = _copy_rows(tx, space, items, node, parent.id, dst[-1], now, released)
         tree.propagate(tx, dst_anc, total, now)
         tree.record(tx, op, "create", created, now)
+        retention.settle(core, tx, space, now)
         return existing is None
 
 

@@ -4,19 +4,25 @@ reference counts and sizes against the metadata, and the tree's own shape.
 
 Problems: a file whose version is missing or belongs to another file, a manifest referencing a
 chunk with no row or a dying one, a referenced chunk missing from the store, a wrong reference
-count or size. Not problems, only counted: unreferenced chunk objects and dying rows, which the
-GC reclaims (an unreferenced row without bytes is a claim that was never committed)."""
+count or size; a node detached from its tree with no trash row (or a trash row whose node is
+missing, attached, or of another size), a space whose trash or old-versions byte count disagrees
+with its rows. Old versions and the trash hold references like current files: their chunks are
+counted in the expected reference counts. Not problems, only counted: unreferenced chunk objects
+and dying rows, which the GC reclaims (an unreferenced row without bytes is a claim that was never committed)."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cartable.core import manifest
 from cartable.core.context import Core
-from cartable.store.meta import content
+from cartable.store.meta import content, history
 from cartable.store.meta import nodes as nodes_repo
+from cartable.store.meta import trash as trash_repo
 from cartable.store.meta import uploads as uploads_repo
+from cartable.store.meta.trash import TrashRecord
 
 __all__ = ["Report", "check"]
 
@@ -49,6 +55,9 @@ def check(core: Core, *, deep: bool = False, limit: int = 1000) -> Report:
         chunk_rows = {d: (size, rc) for d, size, _stored, rc in content.iter_chunks(tx)}
         dying = dict(content.iter_dying(tx))
         staged = list(uploads_repo.iter_part_manifests(tx))
+        trashed = trash_repo.all_rows(tx)
+        spaces = trash_repo.space_totals(tx)
+        old_bytes = history.old_total(tx)
     by_id = {r[0]: r for r in rows}
     child_sum: dict[int, int] = defaultdict(int)
     expected: Counter[bytes] = Counter()
@@ -98,6 +107,7 @@ def check(core: Core, *, deep: bool = False, limit: int = 1000) -> Report:
             expected[e.digest] += 1
             if e.digest not in chunk_rows:
                 problem(f"an upload part references chunk {e.digest.hex()} which has no row")
+    _check_trash(rows, by_id, trashed, spaces, old_bytes, problem)
     for nid, parent, kind, size, _vid, name in rows:
         if kind == "d" and child_sum.get(nid, 0) != size:
             problem(f"folder {nid} ({name!r}) says {size} bytes but holds {child_sum.get(nid, 0)}")
@@ -115,3 +125,31 @@ def check(core: Core, *, deep: bool = False, limit: int = 1000) -> Report:
             problem(f"chunk {digest.hex()} is corrupt (its bytes do not match its hash)")
     rep.orphan_blobs = len(stored - set(chunk_rows))
     return rep
+
+
+Row = tuple[int, int | None, str, int, int | None, str]
+
+
+def _check_trash(rows: Sequence[Row], by_id: dict[int, Row], trashed: Sequence[TrashRecord],
+                 spaces: dict[int, tuple[int | None, int, int]], old_bytes: dict[int, int],
+                 problem: Callable[[str], None]) -> None:
+    roots = {root for root, _t, _v in spaces.values()}
+    in_trash = {t.node_id: t for t in trashed}
+    for nid, parent, _kind, _size, _vid, name in rows:
+        if parent is None and nid not in roots and nid not in in_trash:
+            problem(f"node {nid} ({name!r}) is detached from its tree but not in the trash")
+    held: Counter[int] = Counter()
+    for t in trashed:
+        held[t.space_id] += t.size
+        node = by_id.get(t.node_id)
+        if node is None:
+            problem(f"trash item {t.id} ({t.name!r}) points at a missing node {t.node_id}")
+        elif node[1] is not None:
+            problem(f"trash item {t.id} ({t.name!r}): its node {t.node_id} is still in the tree")
+        elif node[3] != t.size:
+            problem(f"trash item {t.id} ({t.name!r}) says {t.size} bytes but its node holds {node[3]}")
+    for sid, (_root, trash_bytes, versions_bytes) in spaces.items():
+        if trash_bytes != held.get(sid, 0):
+            problem(f"space {sid} counts {trash_bytes} bytes of trash, its items hold {held.get(sid, 0)}")
+        if versions_bytes != old_bytes.get(sid, 0):
+            problem(f"space {sid} counts {versions_bytes} bytes of old versions, they hold {old_bytes.get(sid, 0)}")

@@ -27,6 +27,7 @@ import secrets
 
 from blake3 import blake3
 
+from cartable.core import audit
 from cartable.core.accounts import app_token_hash, name_key, principal_for, random_password
 from cartable.core.context import Core
 from cartable.core.errors import Forbidden, NotFound
@@ -110,9 +111,10 @@ def client_of(core: Core, login_token: str) -> str:
 
 
 @unit_of_work
-def grant(core: Core, login_token: str, principal: Principal) -> None:
+def grant(core: Core, login_token: str, principal: Principal, address: str = "") -> None:
     """Give the device its app password (made at start), named after the client, for
-    ``principal``. The app password and the grant are committed together."""
+    ``principal``. The app password, the grant and their audit events (a successful ``login``
+    and ``app_password.created``, from ``address``) are committed together."""
     now = core.clock()
     with core.db.write() as tx:
         flow = _pending(repo.get(tx, login_token, for_update=True), now)
@@ -123,17 +125,21 @@ def grant(core: Core, login_token: str, principal: Principal) -> None:
             raise NotFound("this login flow is incomplete; start again from the client")
         if not repo.mark_granted(tx, login_token, user_id=user.id, login_name=user.name):
             raise NotFound("this login flow was already granted")
-        accounts_repo.insert_app_password(tx, user_id=user.id, name=flow.client_name,
-                                          token_hash=flow.password_hash, created_at=now)
+        app_id = accounts_repo.insert_app_password(tx, user_id=user.id, name=flow.client_name,
+                                                   token_hash=flow.password_hash, created_at=now)
+        actor = audit.Actor(user.name, address)
+        audit.record_in(tx, core, "login", actor, object=f"user:{user.name}", detail="login flow v2")
+        audit.record_in(tx, core, "app_password.created", actor, object=f"app_password:{app_id}",
+                        detail=f"user:{user.name} device:{flow.client_name}")
 
 
-def grant_existing(core: Core, login_token: str, principal: Principal) -> None:
+def grant_existing(core: Core, login_token: str, principal: Principal, address: str = "") -> None:
     """The user proved themselves with an app password they already have (``principal``'s
     app_password_id is set): the device still gets its own app password, so that each device can
     be revoked on its own."""
     if principal.app_password_id is None:
         raise Forbidden("this is not an app password")
-    grant(core, login_token, principal)
+    grant(core, login_token, principal, address)
 
 
 @unit_of_work

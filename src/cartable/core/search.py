@@ -14,6 +14,7 @@ from cartable.core.errors import InvalidInput
 from cartable.core.model import Node, Principal
 from cartable.core.tree import display
 from cartable.store.meta import search as search_repo
+from cartable.store.meta import trash as trash_repo
 from cartable.store.meta.search import DEFAULT_TYPE, DIRECTORY_TYPE, FIELDS, OPS, And, Compare, Cond, Not, Or, Order
 
 __all__ = ["search", "Compare", "And", "Or", "Not", "Cond", "Order", "FIELDS", "OPS", "DIRECTORY_TYPE",
@@ -53,7 +54,8 @@ def search(core: Core, principal: Principal, scope: Sequence[str], *, where: Con
             found = search_repo.find(tx, space_id=folder.space_id, user_id=principal.user_id,
                                      scope_id=folder.id, scope_is_root=folder.id == principal.root_id,
                                      children_only=children_only, where=where, order=order,
-                                     limit=limit, offset=offset)
+                                     limit=limit, offset=offset,
+                                     exclude_trash=trash_repo.has_trash(tx, folder.space_id))
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         paths = search_repo.paths_of(tx, [n.id for n in found], folder.id)

@@ -12,8 +12,10 @@
 2. ``Upload.commit`` opens ONE metadata transaction: checks the parent, locks, preconditions and
    quota, adds the chunk references (only to rows still live and of the incarnation this writer
    claimed or found referenced; otherwise it fails with StorageUnavailable and the client
-   retries), creates the version, updates the node, propagates etag and size to the ancestors and
-   appends to the journal. Only after it returns may a 2xx be sent. If anything fails, nothing is
+   retries), creates the version (the content it replaces stays as an old version:
+   core/versions.py), updates the node, propagates etag and size to the ancestors, appends to the
+   journal and trims trash and old versions to the quota (core/retention.py). Only after it
+   returns may a 2xx be sent. If anything fails, nothing is
    visible; chunks claimed or written for nothing are reclaimed by the GC after its grace period.
 Tiny content (up to ``inline_max``) is stored in the version row itself: no claim, no chunk
 store, one transaction.
@@ -35,7 +37,7 @@ from typing import Any
 from cartable.common.chunking import StreamChunker
 from cartable.common.faults import hit
 from cartable.common.hashing import chunk_digest, new_etag
-from cartable.core import manifest, tree
+from cartable.core import manifest, retention, tree, versions
 from cartable.core.checksums import new_hasher, parse_checksum
 from cartable.core.context import Core
 from cartable.core.errors import (
@@ -44,6 +46,7 @@ from cartable.core.errors import (
     Conflict,
     InvalidInput,
     InvalidName,
+    NotFound,
     QuotaExceeded,
     StorageUnavailable,
     TooLarge,
@@ -288,27 +291,43 @@ def commit_version(core: Core, op: Op, parts: Sequence[str], written: Written, *
     version's row goes, and ONE sorted pass over the chunk rows adds the new version's references
     and releases the old version's and the staged ones (each added chunk's row must be live and,
     for the chunks in written.claims, the incarnation the writer claimed: else
-    StorageUnavailable, retry); then the version row, the node, etag/size propagation, journal.
+    StorageUnavailable, retry); then the version row (the replaced one kept as an old version:
+    core/versions.py), the node, etag/size propagation, journal, trash and old versions trimmed to
+    the quota (core/retention.py).
 
     ``stage(tx, now)``, when given, runs in the same transaction after the checks and before any
     chunk row is touched; it returns the chunk references to release (Counter of digests: the
     staged parts' of a chunked upload, which move to the version), and may raise to abort
     everything. A unit of work: run again whole on a transient database conflict.
 
-    The space is held SHARED (one user's uploads from several devices run together; issue 11):
-    the file's own row is locked before it is read, the quota is checked again on the root
-    folder's size once this transaction holds the root's row (the last statements before the
-    commit, serialised there and only there), and two writers creating the same new name at once
-    make the later one run again and replace the earlier one's file, as if they had queued."""
+    A NEW file's commit holds the space SHARED (one user's uploads from several devices run
+    together; issue 11): the quota is checked again on the root folder's size once this
+    transaction holds the root's row (the last statements before the commit, serialised there and
+    only there), and two writers creating the same new name at once make the later one run again
+    and replace the earlier one's file, as if they had queued. An overwrite holds the space
+    exclusively, as every other write does: keeping the replaced content as an old version
+    changes the space's counters, which two holders of a shared lock cannot both update (it
+    would deadlock). Whether the file exists is read just before; if it appears meanwhile, the
+    conflict makes the unit run again, then exclusively."""
     now = core.clock()
     item = PendingVersion(tuple(parts), written, mtime, content_type, checksums, pre)
+    shared = not _file_exists(core, op, item.parts)
     with core.db.write() as tx:
-        batch = _Batch(core, tx, op, now, shared=True)
+        batch = _Batch(core, tx, op, now, shared=shared)
         result = batch.install(item, stage)
         batch.finish()
         hit("writes.commit.before_commit")
     hit("writes.commit.after_commit")
     return result
+
+
+def _file_exists(core: Core, op: Op, parts: tuple[str, ...]) -> bool:
+    """Whether a file is at ``parts`` now (a hint for the lock commit_version takes, no more)."""
+    with core.db.read() as tx:
+        try:
+            return not tree.resolve(tx, tree.space_of(tx, op.principal), parts).is_dir
+        except NotFound:
+            return False
 
 
 @dataclass
@@ -402,10 +421,6 @@ class _Batch:
         deltas = Counter(e.digest for e in written.entries)
         if stage is not None:
             deltas.subtract(stage(tx, now))
-        if existing is not None and existing.version_id is not None:
-            old = content.take_version(tx, existing.version_id, existing.id)
-            if old is not None:
-                deltas.subtract(manifest.ref_counts([old]))
         if content.change_refs(tx, deltas, written.new, now, incarnations=written.claims):
             raise StorageUnavailable("a chunk of this content was collected by the garbage collector "
                                      "before the upload finished (it took longer than the grace period); retry")
@@ -423,6 +438,8 @@ class _Batch:
             node_id = existing.id
         vid = content.insert_version(tx, node_id=node_id, size=size, manifest=manifest.pack(written.entries),
                                      inline_data=written.inline, created_at=now)
+        if existing is not None:
+            versions.keep(core, tx, existing, vid, now)  # the replaced content becomes an old version
         nodes_repo.update_node(tx, node_id, size=size, mtime=mtime, etag=etag, version_id=vid,
                                content_type=item.content_type, checksums=item.checksums)
         delta = size - old_size
@@ -449,4 +466,5 @@ class _Batch:
                 raise QuotaExceeded(f"not enough space: {grown} more bytes would exceed the quota "
                                     f"({used - grown} of {quota} bytes used)")
         tree.record_each(self.tx, self.op, self._journal, self.now)
+        retention.settle(self.core, self.tx, self.space, self.now, live=self._used)
         self._deltas, self._touched, self._journal = {}, set(), []

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""The Nextcloud/ownCloud dialect: status.php, OCS, oc:/nc: properties, chunked uploads and the
-login flow, so that unmodified Nextcloud clients work. May import dav (to extend it)."""
+"""The Nextcloud/ownCloud dialect: status.php, OCS, oc:/nc: properties, chunked uploads, the
+login flow, the trashbin and versions collections, so that unmodified Nextcloud clients work.
+May import dav (to extend it)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from cartable.nextcloud.dav_root import DAV_ROOT, DavRootApp
 from cartable.nextcloud.login_flow import LOGIN_PREFIX, LoginFlowApp
 from cartable.nextcloud.ocs import OcsApp
 from cartable.nextcloud.status import status_app
+from cartable.nextcloud.trashbin import TRASHBIN_PREFIX, TrashbinApp
 from cartable.nextcloud.uploads import UPLOADS_PREFIX, UploadsApp
+from cartable.nextcloud.versions_dav import VERSIONS_PREFIX, VersionsApp
 
 __all__ = ["NextcloudAdapter", "build"]
 
@@ -43,6 +46,8 @@ def build(core: Core, auth: Authenticator, dav: DavApp, *, bulk_upload: str = "a
         ("/ocs/v2.php/", ocs),
         (UPLOADS_PREFIX, UploadsApp(core, auth, dav)),
         (LOGIN_PREFIX, LoginFlowApp(core, auth)),
+        (TRASHBIN_PREFIX, TrashbinApp(core, auth, instance, dav.config)),
+        (VERSIONS_PREFIX, VersionsApp(core, auth, dav.config)),
     ]
     if bulk_upload != "false":
         routes.append((BULK_PATH, BulkApp(core, auth, instance)))

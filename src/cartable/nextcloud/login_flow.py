@@ -147,7 +147,7 @@ class LoginFlowApp:
             if principal.app_password_id is None:
                 return _html(login_page(lang, flow_url, client, user, "not_app_password"))
             try:
-                await run(login_flow.grant_existing, self.core, token, principal)
+                await run(login_flow.grant_existing, self.core, token, principal, client_address(request))
             except Forbidden:
                 return _html(login_page(lang, flow_url, client, user, "wrong_login"))
             return _html(message_page(lang, "done_title", "done"))
@@ -164,7 +164,7 @@ class LoginFlowApp:
             if not allow:
                 await run(login_flow.deny, self.core, token)
                 return _html(message_page(lang, "refused_title", "refused", client=client))
-            await run(login_flow.grant, self.core, token, principal)
+            await run(login_flow.grant, self.core, token, principal, client_address(request))
         except Forbidden:
             return _html(message_page(lang, "grant_title", "expired_grant"), 403)
         return _html(message_page(lang, "done_title", "done"))

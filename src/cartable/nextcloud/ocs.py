@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""The OCS API under /ocs/v1.php and /ocs/v2.php: capabilities, the current user, app passwords.
+"""The OCS API under /ocs/v1.php and /ocs/v2.php: one router, and one module per endpoint family.
 
-v1 answers HTTP 200 with statuscode 100 on success; v2 mirrors the HTTP status (statuscode 200).
-JSON when the client asks (format=json or Accept: application/json), XML otherwise, with
-Nextcloud's content types: ``application/json; charset=utf-8``; XML is ``text/xml; charset=UTF-8``
-on v1 (its legacy OCS answer) and ``application/xml; charset=utf-8`` on v2.
+- here: capabilities, config, the current user (``cloud/user``), app passwords;
+- nextcloud/provisioning.py: ``cloud/users/{id}``, ``cloud/groups`` (who is who);
+- nextcloud/sharees.py: ``apps/files_sharing/api/v1/sharees`` (the share dialog's search).
+
+The envelope (v1/v2 status codes, JSON or XML) is nextcloud/ocs_envelope.py.
 
 Calls that create or revoke credentials are refused (HTTP 412, "CSRF check failed", as
 Nextcloud's SecurityMiddleware answers) unless the request carries ``OCS-APIRequest: true`` (or a
@@ -13,40 +14,43 @@ by another site, so it cannot be made to mint or revoke an app password."""
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
-from xml.sax.saxutils import escape
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from cartable.common.paths import DEFAULT_POLICY, NamePolicy
-from cartable.core import accounts, files
+from cartable.core import accounts, directory
+from cartable.core.audit import Actor
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
 from cartable.core.errors import CartableError, Throttled
 from cartable.core.model import Principal
 from cartable.dav.context import run
-from cartable.http.basic import CHALLENGE, authenticate
+from cartable.http.basic import authenticate, client_address
 from cartable.http.errormap import status_for
+from cartable.nextcloud import provisioning, sharees
 from cartable.nextcloud.errors import STATUS
 from cartable.nextcloud.names import filename_capabilities
+from cartable.nextcloud.ocs_envelope import (
+    JSON_TYPE,
+    XML_TYPE_V1,
+    XML_TYPE_V2,
+    ArgEndpoint,
+    Endpoint,
+    ocs_response,
+)
 from cartable.nextcloud.status import version_info
 
 __all__ = ["OcsApp", "capabilities", "ocs_response", "JSON_TYPE", "XML_TYPE_V1", "XML_TYPE_V2"]
 
-JSON_TYPE = "application/json; charset=utf-8"
-XML_TYPE_V1 = "text/xml; charset=UTF-8"
-XML_TYPE_V2 = "application/xml; charset=utf-8"
-# Failures answered with their own HTTP status on v1 too (not 200 + an OCS code).
-_ALWAYS_HTTP = (401, 412)
 
 def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -> dict[str, Any]:
-    """Only what cartable really does: no sharing, trash or versions yet. Bulk upload when the
-    server offers it (setting bulk_upload)."""
+    """Only what cartable really does: the trash (undelete) and versions (with deletion, without
+    labels), no sharing yet. Bulk upload when the server offers it (setting bulk_upload)."""
     dav: dict[str, Any] = {"chunking": "1.0", "chunkingParallelUploadDisabled": False}
     if bulk_upload:
         dav["bulkupload"] = "1.0"
@@ -56,39 +60,11 @@ def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -
         "bruteforce": {"delay": 0},
         "dav": dav,
         "checksums": {"supportedTypes": ["SHA1", "MD5", "SHA256", "ADLER32"], "preferredUploadType": "SHA1"},
-        "files": {"bigfilechunking": True, **filename_capabilities(names), "undelete": False,
-                  "versioning": False, "comments": False},
+        "files": {"bigfilechunking": True, **filename_capabilities(names), "undelete": True,
+                  "versioning": True, "version_labeling": False, "version_deletion": True, "comments": False},
         "uploadConflictFiles": True,
     }
 
-
-def _to_xml(value: Any, tag: str = "element") -> str:
-    if isinstance(value, dict):
-        return "".join(f"<{k}>{_to_xml(v, k)}</{k}>" for k, v in value.items())
-    if isinstance(value, list):
-        return "".join(f"<element>{_to_xml(v)}</element>" for v in value)
-    if isinstance(value, bool):
-        return "1" if value else ""
-    return escape(str(value))
-
-
-def ocs_response(request: Request, v2: bool, data: Any, status: int = 200, message: str = "OK") -> Response:
-    ok = status < 400
-    code = (200 if v2 else 100) if ok else (997 if status == 401 else status)
-    meta = {"status": "ok" if ok else "failure", "statuscode": code, "message": message,
-            "totalitems": "", "itemsperpage": ""}
-    http_status = status if (v2 or status in _ALWAYS_HTTP) else 200
-    headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else {}
-    wants_json = request.query_params.get("format") == "json" or \
-        "application/json" in request.headers.get("accept", "")
-    if wants_json:
-        return Response(json.dumps({"ocs": {"meta": meta, "data": data}}), status_code=http_status,
-                        headers=headers, media_type=JSON_TYPE)
-    body = f'<?xml version="1.0"?>\n<ocs><meta>{_to_xml(meta)}</meta><data>{_to_xml(data)}</data></ocs>\n'
-    return Response(body, status_code=http_status, headers=headers, media_type=XML_TYPE_V2 if v2 else XML_TYPE_V1)
-
-
-Endpoint = Callable[[Request, bool, Principal | None], Awaitable[Response]]
 
 # Calls that create or revoke credentials: only for requests a page of another site cannot forge.
 _GUARDED = {("GET", "/core/getapppassword"), ("DELETE", "/core/apppassword")}
@@ -113,11 +89,16 @@ def _api_request(request: Request) -> bool:
             or request.headers.get("authorization", "").startswith("Bearer "))
 
 
+def _number(rest: str) -> int | None:
+    return int(rest) if rest.isascii() and rest.isdigit() and len(rest) < 19 else None
+
+
 class OcsApp:
     def __init__(self, core: Core, auth: Authenticator, *, bulk_upload: str = "auto") -> None:
         self.core, self.auth, self.bulk_upload = core, auth, bulk_upload
         # (method, path after /ocs/vN.php) → (needs a login, handler)
         self.endpoints: dict[tuple[str, str], tuple[bool, Endpoint]] = {
+            **provisioning.endpoints(core), **sharees.endpoints(core),
             ("GET", "/cloud/capabilities"): (False, self.get_capabilities),
             ("GET", "/cloud/config"): (False, self.get_config),
             ("GET", "/cloud/user"): (True, self.get_user),
@@ -125,8 +106,10 @@ class OcsApp:
             ("GET", "/core/getapppassword"): (True, self.get_apppassword),
             ("GET", "/apps/cartable/api/v1/apppasswords"): (True, self.list_apppasswords),
         }
-        self.prefixed: dict[tuple[str, str], tuple[bool, Callable[..., Awaitable[Response]]]] = {
-            ("DELETE", "/apps/cartable/api/v1/apppasswords/"): (True, self.revoke_apppassword),
+        # (method, prefix) → (needs a login, parse the rest of the path (None: no match), handler)
+        self.prefixed: dict[tuple[str, str], tuple[bool, Callable[[str], Any], ArgEndpoint]] = {
+            ("DELETE", "/apps/cartable/api/v1/apppasswords/"): (True, _number, self.revoke_apppassword),
+            **provisioning.prefixed(core),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -140,10 +123,13 @@ class OcsApp:
         sub = path.split(".php", 1)[1].rstrip("/") if ".php" in path else ""
         found = self.endpoints.get((request.method.upper(), sub))
         if found is None:
-            for (method, prefix), (login, fn) in self.prefixed.items():
-                if method == request.method.upper() and sub.startswith(prefix) and sub[len(prefix):].isdigit():
-                    arg = int(sub[len(prefix):])
+            for (method, prefix), (login, parse, fn) in self.prefixed.items():
+                if method != request.method.upper() or not sub.startswith(prefix):
+                    continue
+                arg = parse(sub[len(prefix):])
+                if arg is not None:
                     found = (login, lambda r, v, p, _fn=fn, _arg=arg: _fn(r, v, p, _arg))
+                    break
         if found is None:
             return ocs_response(request, v2, [], 404, f"no OCS endpoint {request.method} {sub}")
         needs_login, endpoint = found
@@ -176,22 +162,15 @@ class OcsApp:
 
     async def get_user(self, request: Request, v2: bool, p: Principal | None) -> Response:
         assert p is not None
-        info = await run(accounts.get_user, self.core, p.name)
-        usage = await run(files.usage, self.core, p)
-        relative = round(100 * usage.used / usage.quota, 2) if usage.quota else 0
-        data = {"id": info.name, "display-name": info.display_name, "displayname": info.display_name,
-                "email": info.email or None, "enabled": not info.disabled, "groups": [],
-                "language": request.headers.get("accept-language", "en").split(",")[0][:2] or "en",
-                "locale": "", "backend": "Database",
-                "quota": {"free": usage.free, "used": usage.used, "total": usage.quota,
-                          "relative": relative, "quota": usage.quota}}
-        return ocs_response(request, v2, data)
+        profile = await run(directory.profile, self.core, p, p.name)
+        return ocs_response(request, v2, provisioning.user_data(request, profile))
 
     async def delete_apppassword(self, request: Request, v2: bool, p: Principal | None) -> Response:
         assert p is not None
         if p.app_password_id is None:
             return ocs_response(request, v2, [], 403, "this request did not use an app password")
-        await run(accounts.revoke_app_password, self.core, p.name, p.app_password_id)
+        app_id, actor = p.app_password_id, Actor(p.name, client_address(request))
+        await run(lambda: accounts.revoke_app_password(self.core, p.name, app_id, actor=actor))
         return ocs_response(request, v2, [])
 
     async def get_apppassword(self, request: Request, v2: bool, p: Principal | None) -> Response:
@@ -199,7 +178,8 @@ class OcsApp:
         if p.app_password_id is not None:
             return ocs_response(request, v2, [], 403, "already logged in with an app password")
         device = request.headers.get("user-agent", "client")[:200]
-        token = await run(accounts.create_app_password, self.core, p.name, device)
+        token = await run(lambda: accounts.create_app_password(
+            self.core, p.name, device, actor=Actor(p.name, client_address(request)), login=True))
         return ocs_response(request, v2, {"apppassword": token})
 
     async def list_apppasswords(self, request: Request, v2: bool, p: Principal | None) -> Response:
@@ -214,5 +194,6 @@ class OcsApp:
     async def revoke_apppassword(self, request: Request, v2: bool, p: Principal | None, app_id: int) -> Response:
         """Revoke one of the caller's app passwords; it stops working at once."""
         assert p is not None
-        await run(accounts.revoke_app_password, self.core, p.name, app_id)
+        actor = Actor(p.name, client_address(request))
+        await run(lambda: accounts.revoke_app_password(self.core, p.name, app_id, actor=actor))
         return ocs_response(request, v2, [])

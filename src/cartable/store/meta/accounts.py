@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from cartable.store.meta.dialect import byte_order
 from cartable.store.meta.dialect import insert as dialect_insert
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import AppPasswordRecord, SpaceRecord, UserRecord
-from cartable.store.meta.schema import app_passwords, spaces, users
+from cartable.store.meta.schema import app_passwords, memberships, spaces, users
 
-__all__ = ["user_by_name", "user_by_id", "list_users", "insert_user", "update_user", "revoke_credentials",
-           "delete_user",
+__all__ = ["user_by_name", "user_by_id", "list_users", "search_users", "insert_user", "update_user",
+           "revoke_credentials", "delete_user",
            "insert_space", "home_space", "space", "update_space", "lock_space", "share_space",
            "insert_app_password", "app_password_by_hash", "app_password_exists", "list_app_passwords",
            "delete_app_password", "touch_app_password"]
@@ -38,6 +38,25 @@ def user_by_id(tx: Tx, user_id: int) -> UserRecord | None:
 
 def list_users(tx: Tx) -> list[UserRecord]:
     return [UserRecord.from_row(r) for r in tx.execute(select(users).order_by(byte_order(users.c.name)))]
+
+
+def search_users(tx: Tx, folded: str, *, limit: int, offset: int = 0,
+                 exclude_id: int | None = None) -> list[UserRecord]:
+    """Enabled users whose name, display name or e-mail contains ``folded`` (already lowercased;
+    "" matches all), in name order, paged; ``exclude_id`` left out. A scan of the users table
+    (LIKE '%x%' uses no b-tree index; on PostgreSQL a pg_trgm index would serve it)."""
+    fold = func.cartable_lower if tx.dialect.name == "sqlite" else func.lower
+    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    query = select(users).where(users.c.disabled.is_(False))
+    if folded:
+        query = query.where(or_(fold(users.c.name).like(pattern, escape="\\"),
+                                fold(users.c.display_name).like(pattern, escape="\\"),
+                                fold(users.c.email).like(pattern, escape="\\")))
+    if exclude_id is not None:
+        query = query.where(users.c.id != exclude_id)
+    query = query.order_by(users.c.name_key).limit(limit).offset(offset)
+    return [UserRecord.from_row(r) for r in tx.execute(query)]
 
 
 def insert_user(tx: Tx, **values: Any) -> int:
@@ -63,6 +82,7 @@ def revoke_credentials(tx: Tx, user_id: int, **values: Any) -> None:
 
 def delete_user(tx: Tx, user_id: int) -> None:
     tx.execute(app_passwords.delete().where(app_passwords.c.user_id == user_id))
+    tx.execute(memberships.delete().where(memberships.c.user_id == user_id))
     tx.execute(users.delete().where(users.c.id == user_id))
 
 

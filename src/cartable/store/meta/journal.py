@@ -3,10 +3,12 @@
 
 Each entry is one node after one change, tagged with the client's (device id, operation id) when
 it sent them. Its ``op`` is one of:
-- "create": the node appeared (PUT of a new file, MKCOL, COPY, LOCK on an unmapped URL);
-- "modify": a file got a new version (its content, size, mtime and etag changed);
+- "create": the node appeared (PUT of a new file, MKCOL, COPY, LOCK on an unmapped URL, a restore
+  from the trash: then it comes back with everything below it, which has no entries of its own);
+- "modify": a file got a new version (its content, size, mtime and etag changed; also a version
+  restored);
 - "move": the node was renamed or moved (its parent and name are the new ones; id and etag kept);
-- "delete": the node and everything below it are gone;
+- "delete": the node and everything below it are gone (into the trash: one entry for all);
 - "props": its dead properties (favourite, tags, any client property) changed; etags did not.
 """
 

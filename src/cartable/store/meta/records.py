@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["NodeRecord", "UserRecord", "SpaceRecord", "VersionRecord", "LockRecord",
-           "AppPasswordRecord", "ChangeRecord"]
+           "AppPasswordRecord", "ChangeRecord", "GroupRecord", "AuditRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +77,13 @@ class VersionRecord:
     created_at: float
     manifest: bytes
     inline_data: bytes | None
+    mtime: float | None = None  # the file's mtime while this was its content (None: not recorded)
 
     @classmethod
     def from_row(cls, row: Any) -> VersionRecord:
         m = row._mapping
         return cls(m["id"], m["node_id"], m["size"], m["created_at"], bytes(m["manifest"]),
-                   None if m["inline_data"] is None else bytes(m["inline_data"]))
+                   None if m["inline_data"] is None else bytes(m["inline_data"]), m.get("mtime"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +128,33 @@ class ChangeRecord:
     device_id: str | None
     op_id: str | None
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    id: int
+    name: str
+    name_key: str
+    display_name: str
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> GroupRecord:
+        return cls(*row)  # fields in the table's column order (tests/store/test_records.py)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: float
+    event: str
+    actor: str
+    actor_key: str
+    address: str
+    object: str
+    outcome: str
+    detail: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> AuditRecord:
+        return cls(*row)  # fields in the table's column order (tests/store/test_records.py)

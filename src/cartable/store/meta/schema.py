@@ -28,7 +28,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
     "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows", "favorites",
-    "login_counters",
+    "login_counters", "leases", "groups", "memberships", "audit_events", "trash",
 ]
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
@@ -86,6 +86,11 @@ spaces = Table(
     Column("owner_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True),
     Column("root_id", ID, nullable=True),
     Column("quota", BigInteger, nullable=True),  # None: the configured default
+    # Bytes held by the space's trash (the size of each trashed item when it was deleted) and by
+    # the versions of its files that are not current; kept in SQL by core/trash.py and
+    # core/versions.py in the transactions that change them, checked by fsck.
+    Column("trash_bytes", BigInteger, nullable=False, server_default=text("0")),
+    Column("versions_bytes", BigInteger, nullable=False, server_default=text("0")),
     sqlite_autoincrement=True,
 )
 
@@ -121,6 +126,10 @@ versions = Table(
     Column("manifest", LargeBinary, nullable=False),
     # Tiny content lives here instead of in the chunk store (no object, no extra fsync).
     Column("inline_data", LargeBinary, nullable=True),
+    # The file's mtime while this version was its content (None: versions written before 0011).
+    Column("mtime", Float, nullable=True),
+    # Retention of old versions reads them by age (core/versions.py).
+    Index("ix_versions_created_at", "created_at"),
     sqlite_autoincrement=True,
 )
 
@@ -241,4 +250,88 @@ login_counters = Table(
     "login_counters", metadata,
     Column("key", LargeBinary(32), primary_key=True),
     Column("expires_at", Float, nullable=False, index=True),
+)
+
+# Background jobs (core/jobs.py) run once across the fleet: one row per job, held by one node at a
+# time. ``holder`` is the node that holds it, or held it last; the lease is free once
+# ``expires_at`` is past (the holder released it, or died and stopped renewing). ``next_run_at``
+# is when the fleet should run the job again; ``cursor`` lets a long job (the orphan sweep)
+# resume where the last run stopped, whichever node runs it next.
+leases = Table(
+    "leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("next_run_at", Float, nullable=False),
+    Column("cursor", String(256), nullable=True),
+    Column("started_at", Float, nullable=True),  # start of the last run
+    Column("finished_at", Float, nullable=True),  # end of the last finished run
+    Column("outcome", String(1024), nullable=True),  # one line: what the last finished run did
+)
+
+# Groups of users (a school's staff, a class's teachers), the recipients of group shares.
+# ``name`` is the group's id as clients send it (``shareWith``); ``name_key`` is it with ASCII
+# letters lowercased, unique, so that "Profs" and "profs" cannot both exist (as users.name_key).
+groups = Table(
+    "groups", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("name_key", String(64), nullable=False, unique=True),
+    Column("display_name", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Who is in which group. The primary key serves "members of a group"; the user_id index serves
+# "groups of a user", which every share lookup of a group member needs. A membership goes with its
+# group or its user (ON DELETE CASCADE); adding one twice is INSERT ... ON CONFLICT DO NOTHING.
+memberships = Table(
+    "memberships", metadata,
+    Column("group_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# Security-relevant events (core/audit.py): append-only, purged after ``audit_retention_days``.
+# ``actor`` is the account name as the event saw it (a failed login keeps what was typed, cut to
+# 255 characters); ``actor_key`` is it folded like users.name_key, which queries by user use. No
+# foreign keys: the record outlives the accounts and objects it names.
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("event", String(64), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("actor_key", String(255), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("object", String(1024), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", String(2048), nullable=False),
+    Index("ix_audit_events_actor_key_at", "actor_key", "at"),
+    Index("ix_audit_events_event_at", "event", "at"),
+    sqlite_autoincrement=True,
+)
+
+# The trash: one row per deleted item (core/trash.py). The item's node and everything below it stay
+# as they were, except that the node is detached from the tree (parent_id NULL): deleting a folder
+# of any size writes one row here and changes one node. ``parent_id`` and ``name`` say where it
+# was (a restore goes back under that folder, wherever it has moved since); ``location`` is its
+# path when it was deleted, for display. ``deleted_at`` is in whole seconds and part of the
+# item's name in the trash (Nextcloud's "NAME.d<TIMESTAMP>"), hence unique with the name.
+trash = Table(
+    "trash", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("space_id", ID, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("node_id", ID, nullable=False, unique=True),
+    Column("parent_id", ID, nullable=True),
+    Column("name", String(1024), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("kind", String(1), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=False),
+    Column("deleted_by", ID, nullable=True),
+    UniqueConstraint("space_id", "name", "deleted_at"),
+    Index("ix_trash_space_id_deleted_at", "space_id", "deleted_at"),
+    Index("ix_trash_deleted_at", "deleted_at"),
+    sqlite_autoincrement=True,
 )

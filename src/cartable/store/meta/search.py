@@ -6,7 +6,8 @@ The query always starts from ``nodes.space_id`` (an index); the recent-files que
 ``ix_nodes_space_id_content_type`` on SQLite. A sub-folder scope adds the folder's descendants
 (a recursive query over that folder only); the root scope adds nothing: the whole space is never
 walked node by node. No user logic here: the caller has resolved the space, the user and the
-scope folder, and checked the caller may see them.
+scope folder, and checked the caller may see them. The root scope leaves out the space's trash
+(a recursive query over the trashed items only, when there are any).
 
 Conditions are a small tree of ``Compare``, ``And``, ``Or`` and ``Not``. Fields:
 
@@ -41,6 +42,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import NodeRecord
 from cartable.store.meta.schema import favorites, nodes
+from cartable.store.meta.trash import trashed_below
 
 __all__ = ["Compare", "And", "Or", "Not", "Cond", "Order", "FIELDS", "OPS", "find", "paths_of",
            "DIRECTORY_TYPE", "DEFAULT_TYPE"]
@@ -184,9 +186,11 @@ def _order_by(b: _Builder, order: Sequence[Order]) -> list[Any]:
 
 
 def find(tx: Tx, *, space_id: int, user_id: int, scope_id: int, scope_is_root: bool, children_only: bool,
-         where: Cond | None, order: Sequence[Order], limit: int, offset: int = 0) -> list[NodeRecord]:
+         where: Cond | None, order: Sequence[Order], limit: int, offset: int = 0,
+         exclude_trash: bool = False) -> list[NodeRecord]:
     """Nodes of space_id below the folder scope_id (not the folder itself) that match where,
-    ordered, one page. children_only: direct children only (Depth 1)."""
+    ordered, one page. children_only: direct children only (Depth 1). exclude_trash: the space
+    has trash (store/meta/trash.has_trash), which a root scope must leave out."""
     b = _Builder(tx, user_id)
     stmt = select(nodes).where(nodes.c.space_id == space_id, nodes.c.id != scope_id)
     if children_only:
@@ -195,6 +199,10 @@ def find(tx: Tx, *, space_id: int, user_id: int, scope_id: int, scope_is_root: b
         down = select(nodes.c.id).where(nodes.c.parent_id == scope_id).cte("below", recursive=True)
         down = down.union_all(select(nodes.c.id).join(down, nodes.c.parent_id == down.c.id))
         stmt = stmt.where(nodes.c.id.in_(select(down.c.id)))
+    elif exclude_trash:
+        # The space holds its trash too (detached subtrees): leave it out, walking the trash only
+        # (an empty trash adds nothing to the query).
+        stmt = stmt.where(nodes.c.id.not_in(trashed_below(space_id)))
     if where is not None:
         stmt = stmt.where(b.cond(where))
     stmt = stmt.order_by(*_order_by(b, order)).limit(limit).offset(offset)
