@@ -14,7 +14,7 @@ from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import AppPasswordRecord, SpaceRecord, UserRecord
 from cartable.store.meta.schema import app_passwords, memberships, spaces, users
 
-__all__ = ["user_by_name", "user_by_id", "list_users", "search_users", "insert_user", "update_user",
+__all__ = ["user_by_name", "user_by_id", "list_users", "any_user", "search_users", "insert_user", "update_user",
            "revoke_credentials", "delete_user",
            "insert_space", "home_space", "space", "update_space", "lock_space", "share_space",
            "insert_app_password", "app_password_by_hash", "app_password_exists", "list_app_passwords",
@@ -38,6 +38,11 @@ def user_by_id(tx: Tx, user_id: int) -> UserRecord | None:
 
 def list_users(tx: Tx) -> list[UserRecord]:
     return [UserRecord.from_row(r) for r in tx.execute(select(users).order_by(byte_order(users.c.name)))]
+
+
+def any_user(tx: Tx) -> bool:
+    """Whether at least one account exists (one row read, whatever the number of accounts)."""
+    return tx.execute(select(users.c.id).limit(1)).first() is not None
 
 
 def search_users(tx: Tx, folded: str, *, limit: int, offset: int = 0,
