@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cartable.cli.admin import admin_app, parse_when
 from cartable.core import accounts
 from cartable.server import open_core
+from tests import backend
 from tests.conftest import make_settings
 
 
@@ -27,7 +28,9 @@ def data(tmp_path: Path) -> Path:
 
 
 def admin(data: Path, *args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(admin_app, [*args, "--data", str(data)])
+    # The instance's backend reaches the command as an operator gives it: CARTABLE_* variables.
+    env = {"CARTABLE_" + name.upper(): value for name, value in backend.settings_for(data).items()}
+    r = CliRunner().invoke(admin_app, [*args, "--data", str(data)], env=env)
     return r.exit_code, r.stdout, r.stderr
 
 
