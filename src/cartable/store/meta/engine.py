@@ -8,9 +8,10 @@ here instead of spinning on SQLITE_BUSY) and a lock between processes (``flock``
 DATABASE-writer: the workers of `cartable serve` and `cartable admin` queue in the kernel, woken
 the moment the holder commits, instead of sleeping in SQLite's busy handler, which measured
 seconds of wait under load), in WAL mode with ``synchronous=FULL``: a committed transaction
-survives a power loss. ``frozen()`` and a process of an older version wait on ``busy_timeout``. On PostgreSQL it is READ COMMITTED: a writer takes its row locks in the
-documented order (the space row, then nodes, then chunks sorted by digest: DESIGN.md) and every
-statement after a lock sees what was committed before it.
+survives a power loss. ``frozen()`` and a process of an older version wait on ``busy_timeout``.
+On PostgreSQL it is READ COMMITTED: a writer takes its row locks in the documented order (the
+space row, then nodes, then chunks sorted by digest: DESIGN.md) and every statement after a lock
+sees what was committed before it.
 
 ``MetaDB.read()`` yields a consistent snapshot: a deferred BEGIN on SQLite (in WAL mode the
 snapshot is taken at the first statement and held to the end), REPEATABLE READ on PostgreSQL, so a
@@ -40,6 +41,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import QueuePool
 
 from cartable.store.meta.errors import BadDatabaseURL, TransientConflict
+from cartable.store.meta.raw import RawReads, RawTx
 
 __all__ = ["MetaDB", "Tx", "sqlite_url", "normalize_url", "shown_url", "DEFAULT_POOL_SIZE", "ATTEMPTS",
            "retrying"]
@@ -141,6 +143,10 @@ class MetaDB:
         waits for one, up to a minute, then fails)."""
         self.url = url = normalize_url(url)
         self.is_sqlite = url.startswith("sqlite")
+        # Whether the hot path's few indexed reads (fast_read) may run on the event loop: on
+        # SQLite they read a local file in WAL mode (tens of µs, never waiting for a writer),
+        # cheaper than a trip to a worker thread; PostgreSQL's network round trips go to a thread.
+        self.inline_reads = self.is_sqlite
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._batch: _GroupCommit | None = None
         if self.is_sqlite:
@@ -152,6 +158,7 @@ class MetaDB:
             _install_sqlite_hooks(self.engine, durable=durable)
             assert self._write_lock is not None
             database = self.engine.url.database
+            self.raw = RawReads(self.engine, database if database and database != ":memory:" else None)
             between = _ProcessLock(Path(database + "-writer")) if database and database != ":memory:" else None
             self._batch = _GroupCommit(self.engine, self._write_lock, between)
         else:
@@ -159,6 +166,7 @@ class MetaDB:
             # transaction (a 503 the client retries) and makes the pool replace every older one.
             self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=60,
                                         connect_args={"application_name": "cartable"})
+            self.raw = RawReads(self.engine, None)
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -200,6 +208,14 @@ class MetaDB:
                     trans.rollback()
 
     @contextmanager
+    def fast_read(self) -> Iterator[RawTx]:
+        """A read-only snapshot on the raw driver (store/meta/raw.py) for the hot path's
+        precompiled statements: what ``read()`` gives, twenty times cheaper per statement."""
+        with _translated():
+            with self.raw.snapshot() as tx:
+                yield tx
+
+    @contextmanager
     def frozen(self) -> Iterator[None]:
         """Hold the database's write lock for the whole block, so that no other process (a server
         left running by mistake) can commit meanwhile; this process may still read. SQLite: a
@@ -220,6 +236,7 @@ class MetaDB:
                 conn.close()
 
     def dispose(self) -> None:
+        self.raw.close()
         if self._batch is not None:
             self._batch.close()
         self.engine.dispose()
