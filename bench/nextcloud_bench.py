@@ -25,7 +25,6 @@ import argparse
 import base64
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -39,9 +38,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
 from tests.interop.ncsupport import LoggingProxy, client_env  # noqa: E402
-from webdav_bench import free_port, start_cartable  # noqa: E402
-
-POLL_BODY = '<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
+from webdav_bench import free_port, start_cartable, wrk_poll  # noqa: E402
 
 
 def need(tool: str) -> str:
@@ -120,37 +117,6 @@ def sync(exe: str, folder: Path, url: str, user: str, password: str, env: dict[s
     if p.returncode != 0:
         raise RuntimeError(f"nextcloudcmd exited with {p.returncode}:\n{(p.stdout + p.stderr)[-3000:]}")
     return wall
-
-
-def wrk_poll(wrk: str, url: str, user: str, password: str, duration: int, connections: int,
-             work: Path) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    script = work / "poll.lua"
-    script.write_text(
-        'wrk.method = "PROPFIND"\n'
-        f"wrk.body = '{POLL_BODY}'\n"
-        'wrk.headers["Depth"] = "0"\n'
-        'wrk.headers["Content-Type"] = "application/xml; charset=utf-8"\n'
-        f'wrk.headers["Authorization"] = "Basic {token}"\n'
-        'wrk.headers["User-Agent"] = "Mozilla/5.0 (Linux) mirall/3.7.3 (bench)"\n'
-        "done = function(summary, latency, requests)\n"
-        '  io.write(string.format("STATUS_ERRORS %d\\n", summary.errors.status))\n'
-        "end\n")
-    threads = min(connections, os.cpu_count() or 2)
-    out = subprocess.run([wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
-                          url], capture_output=True, text=True, timeout=duration + 60).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not rps:
-        raise RuntimeError(f"wrk output not understood:\n{out}")
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errs = re.search(r"Socket errors: (.*)", out)
-    if bad or errs:
-        raise RuntimeError(f"wrk saw failures (non-2xx: {bad and bad.group(1)}, "
-                           f"socket: {errs and errs.group(1)}):\n{out}")
-    lat = {p: re.search(rf"^\s+{p}%\s+(\S+)", out, re.M) for p in ("50", "99")}
-    total = re.search(r"(\d+) requests in", out)
-    return {"rps": rps.group(1), "p50": lat["50"].group(1) if lat["50"] else "?",
-            "p99": lat["99"].group(1) if lat["99"] else "?", "requests": total.group(1) if total else "?"}
 
 
 def main() -> None:

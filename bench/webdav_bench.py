@@ -3,12 +3,17 @@
 """WebDAV benchmark: cartable against Apache httpd (mod_dav_fs) on loopback, same machine, one run.
 
     python bench/webdav_bench.py [--rounds 3] [--quick] [--only apache|cartable] [--tmp DIR]
+                                 [--database sqlite|pg|both] [--workers N] [--poll-seconds 10]
 
 Starts both servers itself, with both data folders on the same file system, and for each round runs
 every step group on both servers in turn (the order alternates between rounds: A B, B A, ...),
 calling sync(2) before each timed step. Reports wall time, throughput and the server's own CPU
 seconds (utime+stime of its whole process tree, from /proc) per step; prints a Markdown table of
 medians over the rounds and writes it to bench/results/webdav-<date>.md.
+
+``--database both`` runs cartable twice in the same rounds: on SQLite ("cartable") and on a
+throwaway PostgreSQL 15 with fsync on ("cartable-pg"); each is compared with Apache. The poll row
+is wrk (16 connections) sending the desktop client's PROPFIND Depth 0 for getetag.
 
 This is not a test: it never asserts timings. It does check that every request did what it should
 (status codes, lengths, entry counts) so that a fast wrong answer never counts as a win.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import base64
 import concurrent.futures as cf
 import datetime as dt
 import os
@@ -53,6 +59,8 @@ PROPFIND_BODY = (
     b"<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/>"
     b"</d:prop></d:propfind>"
 )
+# The desktop client's poll (wrk_poll).
+POLL_BODY = '<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
 RESPONSE_RE = re.compile(rb"<(?:[A-Za-z][\w.-]*:)?response[\s>]")
 
 
@@ -145,6 +153,7 @@ class Server:
     auth: httpx.Auth | None = None
     stop: Callable[[], None] = lambda: None
     info: str = ""
+    password: str = "unused"  # the admin's (wrk sends it; Apache has no auth and ignores it)
     client: httpx.Client | None = field(default=None, repr=False)
 
 
@@ -166,7 +175,7 @@ def start_apache(data: Path, port: int) -> Server:
 
 
 def start_cartable(data: Path, port: int, log: Path, settings: dict[str, str] | None = None,
-                   ready_seconds: float = 30) -> Server:
+                   ready_seconds: float = 30, name: str = "cartable") -> Server:
     """settings: extra CARTABLE_* environment (e.g. {"CARTABLE_BULK_UPLOAD": "false"});
     ready_seconds: how long to wait for the health check."""
     exe = Path(sys.executable).parent / "cartable"
@@ -213,8 +222,44 @@ def start_cartable(data: Path, port: int, log: Path, settings: dict[str, str] | 
         ver = version("cartable")
     except Exception:
         ver = "?"
-    return Server("cartable", f"http://127.0.0.1:{port}/remote.php/dav/files/admin/", proc.pid,
-                  httpx.BasicAuth("admin", password), stop, f"cartable {ver}, `{' '.join(cmd[1:])}`")
+    srv = Server(name, f"http://127.0.0.1:{port}/remote.php/dav/files/admin/", proc.pid,
+                 httpx.BasicAuth("admin", password), stop, f"cartable {ver}, `{' '.join(cmd[1:])}`"
+                 + "".join(f" {k}={v}" for k, v in (settings or {}).items() if "PASSWORD" not in k
+                           and not k.endswith("DATABASE_URL")))
+    srv.password = password
+    return srv
+
+
+def wrk_poll(wrk: str, url: str, user: str, password: str, duration: int, connections: int,
+             work: Path) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    script = work / "poll.lua"
+    script.write_text(
+        'wrk.method = "PROPFIND"\n'
+        f"wrk.body = '{POLL_BODY}'\n"
+        'wrk.headers["Depth"] = "0"\n'
+        'wrk.headers["Content-Type"] = "application/xml; charset=utf-8"\n'
+        f'wrk.headers["Authorization"] = "Basic {token}"\n'
+        'wrk.headers["User-Agent"] = "Mozilla/5.0 (Linux) mirall/3.7.3 (bench)"\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("STATUS_ERRORS %d\\n", summary.errors.status))\n'
+        "end\n")
+    threads = min(connections, os.cpu_count() or 2)
+    out = subprocess.run([wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency",
+                          "-s", str(script),
+                          url], capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not rps:
+        raise RuntimeError(f"wrk output not understood:\n{out}")
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: (.*)", out)
+    if bad or errs:
+        raise RuntimeError(f"wrk saw failures (non-2xx: {bad and bad.group(1)}, "
+                           f"socket: {errs and errs.group(1)}):\n{out}")
+    lat = {p: re.search(rf"^\s+{p}%\s+(\S+)", out, re.M) for p in ("50", "99")}
+    total = re.search(r"(\d+) requests in", out)
+    return {"rps": rps.group(1), "p50": lat["50"].group(1) if lat["50"] else "?",
+            "p99": lat["99"].group(1) if lat["99"] else "?", "requests": total.group(1) if total else "?"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -262,8 +307,9 @@ def small_payloads(n: int, size: int) -> list[bytes]:
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, source: Path, verbose: bool = True):
+    def __init__(self, sizes: Sizes, source: Path, verbose: bool = True, poll_seconds: int = 10):
         self.sizes = sizes
+        self.poll_seconds = poll_seconds
         self.source = source
         self.results: list[Measure] = []
         self.verbose = verbose
@@ -366,6 +412,31 @@ class Bench:
         self.timed(srv, rnd, f"GET {n}×{size // 1024} KiB ({t} thr)", n, "ops/s", gets)
         self.delete(srv, folder)
 
+    def group_poll(self, srv: Server, rnd: int, work: Path) -> None:
+        """The desktop client's poll, PROPFIND Depth 0 for getetag, from wrk (16 connections)."""
+        wrk = shutil.which("wrk")
+        if wrk is None:
+            raise RuntimeError("wrk is not installed (apt-get install wrk; scripts/install-deps.sh does)")
+        seen: dict[str, str] = {}
+
+        def poll() -> str:
+            seen.update(wrk_poll(wrk, srv.base, "admin", srv.password, self.poll_seconds, 16, work))
+            return f"p50 {seen['p50']}, p99 {seen['p99']}"
+
+        # Warm up: the credential verified once (argon2), as a desktop client's is after its first poll.
+        r = srv.client.request("PROPFIND", srv.base, content=POLL_BODY.encode(), headers={"Depth": "0"})
+        self.check(r, (207,), "PROPFIND Depth 0 (warm-up)")
+        os.sync()
+        cpu0 = tree_cpu_seconds(srv.pid)
+        note = poll()
+        cpu = tree_cpu_seconds(srv.pid) - cpu0
+        # wrk's own count over its own duration (a wall clock here would add its start and stop).
+        requests = int(seen["requests"])
+        if not requests or not float(seen["rps"]):
+            raise RuntimeError(f"wrk made no request to {srv.name} in {self.poll_seconds} s: {seen}")
+        self.record(Measure("poll PROPFIND D0 (wrk, 16 conn)", srv.name, rnd, requests / float(seen["rps"]), cpu,
+                            requests, "ops/s", note, 0.0))
+
     def group_tree(self, srv: Server, rnd: int, pool: cf.Executor) -> None:
         n = self.sizes.tree_n
         folder, moved = f"tree-r{rnd}/", f"moved-r{rnd}/"
@@ -435,22 +506,21 @@ def report(results: list[Measure], servers: list[str], meta: list[str]) -> str:
             steps.append(m.step)
     by = {(m.step, m.server, m.round): m for m in results}
     rounds = sorted({m.round for m in results})
-    both = "cartable" in servers and "apache" in servers
+    compared = [s for s in servers if s != "apache"] if "apache" in servers else []
 
     lines = list(meta)
     lines += ["", "Cells: median over rounds of throughput · wall time · server CPU for the step "
               "(and per operation).", ""]
-    head = ["step", "cartable", "apache"]
-    if both:
-        head += ["ratio (speed)", "ratio min–max", "server CPU cartable/apache"]
+    head = ["step", *servers]
+    for s in compared:
+        head += [f"{s}/apache (speed)", "min–max", "server CPU ratio"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     all_ratios: list[float] = []
     for step in steps:
         row = [step]
-        med: dict[str, tuple[float, float, float]] = {}
-        unit = ""
-        for s in ("cartable", "apache"):
+        med: dict[str, float] = {}
+        for s in servers:
             ms = [by[(step, s, r)] for r in rounds if (step, s, r) in by]
             if not ms:
                 row.append("—")
@@ -459,30 +529,29 @@ def report(results: list[Measure], servers: list[str], meta: list[str]) -> str:
             sp = statistics.median(m.speed for m in ms)
             wall = statistics.median(m.wall for m in ms)
             cpu = statistics.median(m.cpu for m in ms)
-            med[s] = (sp, wall, cpu)
+            med[s] = cpu
             per_op = f" ({cpu / ms[0].amount * 1000:.2f} ms/op)" if unit in ("ops/s", "files/s") else ""
             row.append(f"{fmt_speed(sp, unit)} · {fmt_wall(wall)} · cpu {cpu:.2f} s{per_op}")
-        if both:
-            ratios = [by[(step, "cartable", r)].speed / by[(step, "apache", r)].speed
-                      for r in rounds if (step, "cartable", r) in by and (step, "apache", r) in by]
+        for s in compared:
+            ratios = [by[(step, s, r)].speed / by[(step, "apache", r)].speed
+                      for r in rounds if (step, s, r) in by and (step, "apache", r) in by]
             if ratios:
                 all_ratios += ratios
                 row.append(f"**{statistics.median(ratios):.2f}**")
                 row.append(f"{min(ratios):.2f}–{max(ratios):.2f}")
-                ca, ap = med["cartable"][2], med["apache"][2]
-                row.append(f"{ca / ap:.2f}" if ap > 0 else "n/a")
+                row.append(f"{med[s] / med['apache']:.2f}" if med.get("apache") else "n/a")
             else:
                 row += ["—", "—", "—"]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    if both and all_ratios:
+    if compared and all_ratios:
         lines.append("Ratio = cartable speed / apache speed in the same round (>1: cartable faster); "
                      "the median over rounds is shown.")
         lines.append(f"Noise: per-round ratios ranged {min(all_ratios):.2f}–{max(all_ratios):.2f} over all "
                      f"steps and {len(rounds)} round(s); a step whose min–max spans 1.0 is not a clear "
                      "result.")
     else:
-        lines.append("Only one server ran: no ratios.")
+        lines.append("Apache did not run: no ratios.")
     # noise of each server alone: spread of its per-round speeds
     spread = []
     for s in servers:
@@ -521,10 +590,16 @@ def main() -> int:
     ap.add_argument("--tmp", type=Path, help="parent folder for data (default: /tmp); both servers use it")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (data, logs)")
     ap.add_argument("--out", type=Path, help="results file (default: bench/results/webdav-<date>.md)")
+    ap.add_argument("--database", choices=["sqlite", "pg", "both"], default="sqlite",
+                    help="cartable's metadata database: SQLite (cartable), PostgreSQL (cartable-pg), or both")
+    ap.add_argument("--workers", type=int, help="cartable's worker processes (default: its own, one per core)")
+    ap.add_argument("--poll-seconds", type=int, help="wrk duration of the poll step (default 10, quick 3)")
     args = ap.parse_args()
 
     sizes = QUICK if args.quick else FULL
-    names = [args.only] if args.only else ["cartable", "apache"]
+    cartables = {"sqlite": ["cartable"], "pg": ["cartable-pg"], "both": ["cartable", "cartable-pg"]}[args.database]
+    names = ([] if args.only == "apache" else cartables) + ([] if args.only == "cartable" else ["apache"])
+    pg_dir = ""
     parent = args.tmp or Path("/tmp")
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="cartable-bench.", dir=parent))
@@ -539,16 +614,24 @@ def main() -> int:
             data = tmp / f"{name}-data"
             port = free_port()
             print(f"starting {name} on 127.0.0.1:{port}, data in {data} ...", flush=True)
+            extra = {"CARTABLE_WORKERS": str(args.workers)} if args.workers else {}
+            if name == "cartable-pg":
+                # PostgreSQL with fsync on: cartable's 2xx means durable on either database.
+                out = subprocess.run(["bash", str(REPO / "scripts/engines/postgres.sh"), "start"], check=True,
+                                     capture_output=True, text=True, env=dict(os.environ, PG_FSYNC="on")).stdout
+                pg = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+                pg_dir = pg["CARTABLE_PG_DIR"]
+                extra["CARTABLE_DATABASE_URL"] = f"postgresql://postgres@{pg['PGHOST']}:{pg['PGPORT']}/postgres"
             srv = (start_apache(data, port) if name == "apache"
-                   else start_cartable(data, port, tmp / "cartable.log"))
+                   else start_cartable(data, port, tmp / f"{name}.log", extra, name=name))
             limits = httpx.Limits(max_connections=sizes.threads, max_keepalive_connections=sizes.threads)
             srv.client = httpx.Client(auth=srv.auth, limits=limits, timeout=httpx.Timeout(600.0),
                                       trust_env=False)
             servers[name] = srv
             print(f"  {srv.info}: {srv.base} (pid {srv.pid})", flush=True)
 
-        bench = Bench(sizes, source)
-        groups = ["big", "small", "tree"]
+        bench = Bench(sizes, source, poll_seconds=args.poll_seconds or (3 if args.quick else 10))
+        groups = ["poll", "big", "small", "tree"]
         with cf.ThreadPoolExecutor(sizes.threads) as pool:
             for rnd in range(1, args.rounds + 1):
                 order = names if rnd % 2 else list(reversed(names))
@@ -556,7 +639,9 @@ def main() -> int:
                 for g in groups:
                     for name in order:
                         srv = servers[name]
-                        if g == "big":
+                        if g == "poll":
+                            bench.group_poll(srv, rnd, tmp)
+                        elif g == "big":
                             bench.group_big(srv, rnd)
                         elif g == "small":
                             bench.group_small(srv, rnd, pool)
@@ -590,6 +675,9 @@ def main() -> int:
             if srv.client:
                 srv.client.close()
             srv.stop()
+        if pg_dir:
+            subprocess.run(["bash", str(REPO / "scripts/engines/postgres.sh"), "stop", pg_dir], check=False,
+                           capture_output=True)
         if args.keep:
             print(f"kept {tmp}")
         else:

@@ -127,6 +127,7 @@ class LiveServer:
         self.stop()
         marker = self.data.parent / f"paused-{self.port}-{point}-{nth}"
         marker.unlink(missing_ok=True)
+        marker.with_name(marker.name + ".hits").unlink(missing_ok=True)  # the workers' shared hit count
         self.serve_env = {"CARTABLE_FAULT_PAUSE": f"{point}@{nth}:{marker}"}
         self.start()
         return marker

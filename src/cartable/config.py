@@ -103,6 +103,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data", Path, Path("cartable-data"), "Data folder: the SQLite database and the chunk store."),
     Setting("host", str, "127.0.0.1", "Address to listen on."),
     Setting("port", int, 8080, "TCP port to listen on."),
+    Setting("workers", int, 0, "Worker processes serving requests; 0 means one per core."),
     Setting("database_url", str, "",
             "Metadata database URL: empty means SQLite in the data folder; postgresql://user@host/dbname "
             "(or postgres://) means PostgreSQL."),
@@ -182,6 +183,7 @@ class Settings:
     port: int
     database_url: str
     database_pool_size: int
+    workers: int
     blob_store: str
     blob_path: str
     s3_endpoint: str
@@ -284,6 +286,8 @@ def _validate(s: Settings) -> None:
                               f"({', '.join('CARTABLE_' + n.upper() for n in missing)})")
         if not s.s3_endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"s3_endpoint {s.s3_endpoint!r} is not an http:// or https:// URL")
+    if not 0 <= s.workers <= 256:
+        raise ConfigError("workers must be between 0 (one per core) and 256")
     if not 1 <= s.database_pool_size <= 1000:
         raise ConfigError("database_pool_size must be between 1 and 1000")
     if not (0 < s.port < 65536):

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from cartable.cli import workers
 from cartable.cli.admin import admin_app
 from cartable.cli.common import ConfigOpt, DataOpt, settings_from
 
@@ -23,6 +24,8 @@ def serve(
     config: ConfigOpt = None,
     host: Annotated[Optional[str], typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port to listen on (default 8080).")] = None,
+    workers_: Annotated[Optional[int], typer.Option(
+        "--workers", help="Worker processes (default: one per core; the workers setting).")] = None,
 ) -> None:
     """Run the server (WebDAV at /remote.php/dav/files/USER/)."""
     import logging
@@ -34,7 +37,7 @@ def serve(
     from cartable.server import BackgroundJobs, build_app, job_policy, open_core
     from cartable.startup import StartupError, listen
 
-    settings = settings_from(config, data=data, host=host, port=port)
+    settings = settings_from(config, data=data, host=host, port=port, workers=workers_)
     _keep_freed_memory()
     configure_logging(settings.log_level, settings.log_format)
     try:
@@ -58,13 +61,28 @@ def serve(
     if generated:
         print(f"Created admin account {settings.admin_user!r} with password: {generated}", flush=True)
         print("Store it now: it is not shown again (change it with `cartable admin user passwd`).", flush=True)
-    BackgroundJobs(core, job_policy(settings)).start()
+    count = settings.workers or workers.default_count()
     print(f"cartable serving {settings.data.resolve()} on http://{settings.host}:{settings.port}/ "
-          f"(WebDAV: /remote.php/dav/files/USER/)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(
-        app_, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), log_config=None,
-        access_log=False, timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024))
-    server.run(sockets=[sock])
+          f"(WebDAV: /remote.php/dav/files/USER/) with {count} worker{'s' if count > 1 else ''}", flush=True)
+
+    def serve_one(index: int) -> None:
+        """One worker: its own core and event loop; the background jobs run in worker 0 (the
+        leases in the database would keep them to one at a time anyway)."""
+        mine = core if count == 1 else open_core(settings)
+        if index == 0:
+            BackgroundJobs(mine, job_policy(settings)).start()
+        server = uvicorn.Server(uvicorn.Config(
+            app_ if count == 1 else build_app(settings, mine), host=settings.host, port=settings.port,
+            log_level=settings.log_level.lower(), log_config=None, access_log=False, timeout_keep_alive=30,
+            h11_max_incomplete_event_size=64 * 1024))
+        server.run(sockets=[sock])
+
+    if count == 1:
+        serve_one(0)
+        return
+    # The parent's connections are not shared with the workers: each opens its own after the fork.
+    core.db.dispose()
+    raise typer.Exit(workers.supervise(count, serve_one))
 
 
 def configure_logging(level: str, fmt: str) -> None:

@@ -21,6 +21,8 @@ SIGKILL exactly at that step instead of after a guessed delay.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -141,24 +143,35 @@ def parse_pause(spec: str) -> tuple[str, int, Path]:
 
 def arm_pause(spec: str) -> None:
     """At the N-th hit of the point (see parse_pause), write the marker file (its text: the point's
-    name) and block that thread for ever: the process is frozen at that step until it is killed."""
+    name) and block that thread for ever: the process is frozen at that step until it is killed.
+    The hits are counted in the file MARKER.hits, shared by the worker processes of one server
+    (whichever worker serves the N-th hit pauses); the test removes it with the marker."""
     point, nth, marker = parse_pause(spec)
 
     def pause() -> None:
         fsutil.atomic_write(marker, point.encode(), durable=False)
         threading.Event().wait()
 
-    arm(point, pause if nth == 1 else _at_hit(nth, pause))
+    arm(point, pause if nth == 1 else _at_hit(nth, pause, marker.with_name(marker.name + ".hits")))
 
 
-def _at_hit(nth: int, action: Callable[[], None]) -> Callable[[], None]:
-    seen = [0]
-
+def _at_hit(nth: int, action: Callable[[], None], counter: Path) -> Callable[[], None]:
     def counted() -> None:
         with _lock:
-            seen[0] += 1
-            due = seen[0] == nth
+            due = _count_hit(counter) == nth
         if due:
             action()
 
     return counted
+
+
+def _count_hit(counter: Path) -> int:
+    """Add one to the number in ``counter`` under an flock (processes share it); the new number."""
+    fd = os.open(counter, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        seen = int(os.read(fd, 32) or b"0") + 1
+        os.pwrite(fd, str(seen).encode(), 0)
+        return seen
+    finally:
+        os.close(fd)

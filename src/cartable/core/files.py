@@ -40,13 +40,14 @@ _NO_PRECONDITIONS = Preconditions()
 
 
 def stat(core: Core, principal: Principal, parts: Sequence[str]) -> Node:
-    with core.db.read() as tx:
+    # The poll's lookup: on the raw driver (store/meta/raw.py).
+    with core.db.fast_read() as tx:
         return tree.resolve_from(tx, principal.root_id, parts)
 
 
 def listing(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node, list[Node]]:
     """The node and, for a folder, its children (sorted by name), from one snapshot."""
-    with core.db.read() as tx:
+    with core.db.fast_read() as tx:
         node = tree.resolve_from(tx, principal.root_id, parts)
         return node, (nodes_repo.children(tx, node.id) if node.is_dir else [])
 

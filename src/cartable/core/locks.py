@@ -121,5 +121,5 @@ def locks_with_roots(core: Core, node: Node) -> list[tuple[Lock, tuple[str, ...]
 
 def any_active(core: Core) -> bool:
     """Whether any lock is in force (when none is, per-node lookups can be skipped)."""
-    with core.db.read() as tx:
+    with core.db.fast_read() as tx:
         return locks_repo.any_active(tx, core.clock())

@@ -96,8 +96,9 @@ class Content:
 
 
 def lookup(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node, Content | None]:
-    """The node and, for a file, its content, from one snapshot (the GET fast path)."""
-    with core.db.read() as tx:
+    """The node and, for a file, its content, from one snapshot (the GET fast path: on the raw
+    driver, store/meta/raw.py)."""
+    with core.db.fast_read() as tx:
         node = tree.resolve_from(tx, principal.root_id, parts)
         if node.is_dir:
             return node, None
@@ -106,7 +107,7 @@ def lookup(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node
 
 
 def open_content(core: Core, principal: Principal, parts: Sequence[str]) -> Content:
-    with core.db.read() as tx:
+    with core.db.fast_read() as tx:
         node = tree.resolve_from(tx, principal.root_id, parts)
         if node.is_dir:
             raise Conflict(f"{display(parts)} is a folder; it has no content to download")

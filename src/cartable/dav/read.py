@@ -62,7 +62,10 @@ async def _folder_page(ctx: DavRequest) -> Response:
 
 
 async def do_get(ctx: DavRequest, head: bool = False) -> Response:
-    node, content = await run(reads.lookup, ctx.core, ctx.principal, ctx.parts)
+    if ctx.core.db.inline_reads:  # a few indexed lookups, on the event loop (MetaDB.inline_reads)
+        node, content = reads.lookup(ctx.core, ctx.principal, ctx.parts)
+    else:
+        node, content = await run(reads.lookup, ctx.core, ctx.principal, ctx.parts)
     if content is None and not head and ctx.dialect.folder_get is not None:
         answer = await ctx.dialect.folder_get(ctx, node)
         if answer is not None:

@@ -56,6 +56,10 @@ def client_address(request: Request) -> str:
 
 async def verify_credentials(auth: Authenticator, cred: Credentials, address: str) -> Principal:
     """Check credentials, waiting the throttling delay without holding a thread."""
+    if auth.inline:
+        principal = auth.cached(cred)
+        if principal is not None:
+            return principal
     found = await to_thread.run_sync(auth.check, cred, address)
     if isinstance(found, Principal):
         return found

@@ -31,8 +31,11 @@ def user_by_name(tx: Tx, name_key: str) -> UserRecord | None:
     return None if row is None else UserRecord.from_row(row)
 
 
+_USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
+
+
 def user_by_id(tx: Tx, user_id: int) -> UserRecord | None:
-    row = tx.execute(select(users).where(users.c.id == user_id)).first()
+    row = tx.execute(_USER_BY_ID, {"id": user_id}).first()
     return None if row is None else UserRecord.from_row(row)
 
 
@@ -148,8 +151,11 @@ def app_password_by_hash(tx: Tx, token_hash: bytes) -> tuple[int, int] | None:
     return None if row is None else (int(row[0]), int(row[1]))
 
 
+_APP_PASSWORD_EXISTS = select(app_passwords.c.id).where(app_passwords.c.id == bindparam("id"))
+
+
 def app_password_exists(tx: Tx, app_id: int) -> bool:
-    return tx.execute(select(app_passwords.c.id).where(app_passwords.c.id == app_id)).first() is not None
+    return tx.execute(_APP_PASSWORD_EXISTS, {"id": app_id}).first() is not None
 
 
 def list_app_passwords(tx: Tx, user_id: int) -> list[AppPasswordRecord]:

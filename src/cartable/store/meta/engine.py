@@ -4,11 +4,14 @@
 ``MetaDB.write()`` yields a connection inside one transaction that commits on exit; a 2xx may be
 sent only after it returns. On SQLite it is ``BEGIN IMMEDIATE`` (the writer lock is taken at once,
 so two writers never deadlock upgrading a read lock) behind an in-process lock (threads queue
-here instead of spinning on SQLITE_BUSY), in WAL mode with ``synchronous=FULL``: a committed
-transaction survives a power loss. Other processes (``cartable admin`` while the server runs)
-wait on ``busy_timeout``. On PostgreSQL it is READ COMMITTED: a writer takes its row locks in the
-documented order (the space row, then nodes, then chunks sorted by digest: DESIGN.md) and every
-statement after a lock sees what was committed before it.
+here instead of spinning on SQLITE_BUSY) and a lock between processes (``flock`` on the file
+DATABASE-writer: the workers of `cartable serve` and `cartable admin` queue in the kernel, woken
+the moment the holder commits, instead of sleeping in SQLite's busy handler, which measured
+seconds of wait under load), in WAL mode with ``synchronous=FULL``: a committed transaction
+survives a power loss. ``frozen()`` and a process of an older version wait on ``busy_timeout``.
+On PostgreSQL it is READ COMMITTED: a writer takes its row locks in the documented order (the
+space row, then nodes, then chunks sorted by digest: DESIGN.md) and every statement after a lock
+sees what was committed before it.
 
 ``MetaDB.read()`` yields a consistent snapshot: a deferred BEGIN on SQLite (in WAL mode the
 snapshot is taken at the first statement and held to the end), REPEATABLE READ on PostgreSQL, so a
@@ -22,6 +25,8 @@ work again, a bounded number of times with jittered backoff.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import random
 import threading
 import time
@@ -36,6 +41,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import QueuePool
 
 from cartable.store.meta.errors import BadDatabaseURL, TransientConflict
+from cartable.store.meta.raw import RawReads, RawTx
 
 __all__ = ["MetaDB", "Tx", "sqlite_url", "normalize_url", "shown_url", "DEFAULT_POOL_SIZE", "ATTEMPTS",
            "retrying"]
@@ -137,6 +143,10 @@ class MetaDB:
         waits for one, up to a minute, then fails)."""
         self.url = url = normalize_url(url)
         self.is_sqlite = url.startswith("sqlite")
+        # Whether the hot path's few indexed reads (fast_read) may run on the event loop: on
+        # SQLite they read a local file in WAL mode (tens of µs, never waiting for a writer),
+        # cheaper than a trip to a worker thread; PostgreSQL's network round trips go to a thread.
+        self.inline_reads = self.is_sqlite
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._batch: _GroupCommit | None = None
         if self.is_sqlite:
@@ -147,12 +157,16 @@ class MetaDB:
             )
             _install_sqlite_hooks(self.engine, durable=durable)
             assert self._write_lock is not None
-            self._batch = _GroupCommit(self.engine, self._write_lock)
+            database = self.engine.url.database
+            self.raw = RawReads(self.engine, database if database and database != ":memory:" else None)
+            between = _ProcessLock(Path(database + "-writer")) if database and database != ":memory:" else None
+            self._batch = _GroupCommit(self.engine, self._write_lock, between)
         else:
             # No pre-ping (a round trip per transaction): a connection found dead fails its
             # transaction (a 503 the client retries) and makes the pool replace every older one.
             self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=60,
                                         connect_args={"application_name": "cartable"})
+            self.raw = RawReads(self.engine, None)
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -194,6 +208,14 @@ class MetaDB:
                     trans.rollback()
 
     @contextmanager
+    def fast_read(self) -> Iterator[RawTx]:
+        """A read-only snapshot on the raw driver (store/meta/raw.py) for the hot path's
+        precompiled statements: what ``read()`` gives, twenty times cheaper per statement."""
+        with _translated():
+            with self.raw.snapshot() as tx:
+                yield tx
+
+    @contextmanager
     def frozen(self) -> Iterator[None]:
         """Hold the database's write lock for the whole block, so that no other process (a server
         left running by mistake) can commit meanwhile; this process may still read. SQLite: a
@@ -214,6 +236,7 @@ class MetaDB:
                 conn.close()
 
     def dispose(self) -> None:
+        self.raw.close()
         if self._batch is not None:
             self._batch.close()
         self.engine.dispose()
@@ -249,6 +272,32 @@ def _install_sqlite_hooks(engine: Engine, *, durable: bool) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+class _ProcessLock:
+    """An exclusive ``flock`` on a file, taken and released by the thread holding the in-process
+    writer lock. Opened lazily and again after a fork: a lock is held by an open file, which a
+    forked child would otherwise share with its parent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self) -> None:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
 class BatchFailed(Exception):
     """The group commit holding this unit of work failed; nothing of it is durable."""
 
@@ -262,8 +311,8 @@ class _GroupCommit:
 
     MAX_UNITS = 64
 
-    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
-        self.engine, self.lock = engine, lock
+    def __init__(self, engine: Engine, lock: threading.Lock, between: _ProcessLock | None = None) -> None:
+        self.engine, self.lock, self.between = engine, lock, between
         self.cv = threading.Condition()
         self.waiting = 0  # writers queued on the lock
         self.conn: Connection | None = None
@@ -282,8 +331,8 @@ class _GroupCommit:
         mine: int | None = None
         try:
             if self.conn is None:
-                self.conn = self.engine.connect().execution_options(cartable_write=True)
-                self.trans = self.conn.begin()
+                self._open_batch()
+            assert self.conn is not None
             sp = self.conn.begin_nested()
             try:
                 yield self.conn
@@ -297,6 +346,23 @@ class _GroupCommit:
             self._commit_or_hand_over()
         if mine is not None:
             self._wait_for(mine)
+
+    def _open_batch(self) -> None:
+        """Take the lock between processes, then BEGIN IMMEDIATE; neither held if either fails."""
+        if self.between is not None:
+            self.between.acquire()
+        try:
+            conn = self.engine.connect().execution_options(cartable_write=True)
+            try:
+                trans = conn.begin()
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            if self.between is not None:
+                self.between.release()
+            raise
+        self.conn, self.trans = conn, trans
 
     def _rollback_unit(self, sp: Any) -> None:
         try:
@@ -335,6 +401,8 @@ class _GroupCommit:
                 except Exception:
                     pass
             self.conn.close()
+            if self.between is not None:
+                self.between.release()
         self.conn, self.trans = None, None
         with self.cv:
             if error is not None and self.units:
@@ -356,3 +424,5 @@ class _GroupCommit:
         with self.lock:
             if self.conn is not None:
                 self._finish_batch(None)
+            if self.between is not None:
+                self.between.close()
