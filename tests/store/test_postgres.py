@@ -44,6 +44,9 @@ def test_every_postgresql_spelling_means_psycopg_3(url: str) -> None:
                                     "understands; use sqlite:////path/to/cartable.db or postgresql://user@host/dbname"),
     ("db.example:5432", "database_url 'db.example:5432' is not a database URL cartable understands; use "
                         "sqlite:////path/to/cartable.db or postgresql://user@host/dbname"),
+    # An empty $PGPORT in "host:$PGPORT": found by an operator's run, was "unexpected error: ValueError".
+    ("postgresql://u:secret@:/db", "database_url 'postgresql://u:***@:/db' has a port that is not a number; use "
+                                   "sqlite:////path/to/cartable.db or postgresql://user@host/dbname"),
 ])
 def test_an_unusable_url_is_one_line_without_its_password(url: str, message: str) -> None:
     with pytest.raises(BadDatabaseURL) as refused:

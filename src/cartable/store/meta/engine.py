@@ -28,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -71,8 +72,8 @@ def shown_url(url: str) -> str:
     """The URL as it may be shown or logged: its password replaced by ***."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):  # not parsable: still never show what may be a password
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def normalize_url(url: str) -> str:
@@ -84,6 +85,8 @@ def normalize_url(url: str) -> str:
     except ArgumentError:
         raise BadDatabaseURL(f"database_url {shown_url(url)!r} is not a database URL cartable understands; "
                              f"{_USE}") from None
+    except ValueError:  # a port that is not a number (an empty variable in "host:$PORT", say)
+        raise BadDatabaseURL(f"database_url {shown_url(url)!r} has a port that is not a number; {_USE}") from None
     if parsed.drivername in _SQLITE_DRIVERS:
         return url
     if parsed.drivername in _POSTGRES_DRIVERS:
