@@ -394,3 +394,70 @@ def test_basic_credentials_of_every_kind_are_parsed() -> None:
     for header in (None, "", "Bearer", "Bearer   ", "Digest x", basic("nocolon"), basic(":pw")):
         with pytest.raises(Unauthenticated):
             parse_authorization(header)
+
+
+def test_many_connections_with_one_new_credential_cost_one_argon2(core: Core,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A desktop client opens several connections at once after a restart: the first
+    verification runs argon2, the others wait for it and take its cached result. Found by the
+    bench: 16 connections of one user took 1 GiB (64 MiB per argon2) and seconds before this."""
+    import threading
+
+    import cartable.core.auth as auth_module
+
+    counting = CountingHasher(auth_module.HASHER)
+    monkeypatch.setattr(auth_module, "HASHER", counting)
+    auth = Authenticator(core)
+    cred = Credentials("alice", PASSWORD)
+    start = threading.Barrier(16)
+    names: list[str] = []
+
+    def connect() -> None:
+        attempt = auth.check(cred, A)
+        assert isinstance(attempt, Attempt)
+        start.wait()
+        names.append(auth.verify(cred, A, attempt).name)
+
+    threads = [threading.Thread(target=connect) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert names == ["alice"] * 16
+    assert counting.verifications == 1
+
+
+def test_argon2_runs_at_most_a_few_at_once(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Different wrong passwords in parallel: each pays argon2, never more than ARGON2_AT_ONCE
+    at the same time (each holds 64 MiB)."""
+    import threading
+    import time
+
+    import cartable.core.auth as auth_module
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    class Slow(CountingHasher):
+        def verify(self, password_hash: str, secret: str) -> bool:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            return super().verify(password_hash, secret)
+
+    monkeypatch.setattr(auth_module, "HASHER", Slow(auth_module.HASHER))
+    auth = Authenticator(core, policy=ThrottlePolicy(max_per_user=1000, max_per_address=1000))
+
+    def guess(i: int) -> None:
+        with pytest.raises(Unauthenticated):
+            auth.verify(Credentials("alice", f"guess-{i}"), A, Attempt(0.0, throttled=False, user_failures=False))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= most[0] <= auth_module.ARGON2_AT_ONCE

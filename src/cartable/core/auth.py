@@ -37,6 +37,8 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -56,6 +58,9 @@ __all__ = ["Authenticator", "ThrottlePolicy", "Credentials", "Attempt", "delay_f
 
 FIRST_DELAY = 0.1
 _CACHE_MAX = 100_000
+# argon2 verifications one process runs at once: each holds 64 MiB (argon2-cffi's defaults) and a
+# core; more wait their turn (16 clients of one user after a restart once took 1 GiB and seconds).
+ARGON2_AT_ONCE = 2
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,9 @@ class Authenticator:
         self._lock = threading.Lock()
         self._dummy_hash: str | None = None
         self._last_purge = 0.0
+        self._argon2_slots = threading.BoundedSemaphore(ARGON2_AT_ONCE)
+        # cache key -> [lock, users]: one verification per credential at a time (single flight)
+        self._flights: dict[bytes, list] = {}  # type: ignore[type-arg]
 
     # -- the two steps --------------------------------------------------------------------
 
@@ -181,7 +189,32 @@ class Authenticator:
 
     def verify(self, cred: Credentials, address: str, attempt: Attempt) -> Principal:
         """Check the secret after the Attempt's delay; the Principal, or Unauthenticated (the
-        failure is counted). Throttled if the counters filled up meanwhile (parallel guesses)."""
+        failure is counted). Throttled if the counters filled up meanwhile (parallel guesses).
+        Concurrent verifications of the same credential run one after the other, and a later
+        one takes the result the first one cached (the desktop client opens several connections
+        at once: one argon2 for all of them)."""
+        with self._flight(self._cache_key(cred)):
+            if not attempt.user_failures:
+                hit = self.cached(cred)
+                if hit is not None:
+                    return hit
+            return self._verify(cred, address, attempt)
+
+    @contextmanager
+    def _flight(self, key: bytes) -> Iterator[None]:
+        with self._lock:
+            entry = self._flights.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self._flights.pop(key, None)
+
+    def _verify(self, cred: Credentials, address: str, attempt: Attempt) -> Principal:
         keys = self._counter_keys(cred, address)
         with self.core.db.read(snapshot=False) as tx:
             if attempt.throttled:
@@ -298,12 +331,12 @@ class Authenticator:
             return True
         return self._argon2(rec.password_hash, cred.secret) and not rec.disabled
 
-    @staticmethod
-    def _argon2(password_hash: str, secret: str) -> bool:
-        try:
-            return bool(HASHER.verify(password_hash, secret))
-        except (VerificationError, InvalidHashError):
-            return False
+    def _argon2(self, password_hash: str, secret: str) -> bool:
+        with self._argon2_slots:
+            try:
+                return bool(HASHER.verify(password_hash, secret))
+            except (VerificationError, InvalidHashError):
+                return False
 
     def _dummy(self) -> str:
         if self._dummy_hash is None:
