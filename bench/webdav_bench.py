@@ -82,6 +82,52 @@ QUICK = Sizes(big=64 * MiB, small_n=200, small_size=4096, tree_n=500, propfind_r
 # measuring
 
 
+def tree_pids(root_pid: int) -> list[int]:
+    """root_pid and all its descendants (a server's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rindex(b")") + 2:].split()[1]), []).append(int(entry.name))
+    out, stack = [], [root_pid]
+    while stack:
+        pid = stack.pop()
+        out.append(pid)
+        stack.extend(children.get(pid, ()))
+    return out
+
+
+def reset_peak_memory(root_pid: int) -> bool:
+    """Reset the peak RSS (VmHWM) of the server's processes (Linux: clear_refs 5; needs to own
+    them or be root). False if the kernel refused: peaks then count from the process start."""
+    ok = True
+    for pid in tree_pids(root_pid):
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            ok = False
+    return ok
+
+
+def peak_memory_mib(root_pid: int) -> float:
+    """The largest peak RSS (VmHWM) of one process of the server's tree, MiB: per worker, since
+    reset_peak_memory."""
+    peak = 0
+    for pid in tree_pids(root_pid):
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak / 1024
+
+
 def tree_cpu_seconds(root_pid: int) -> float:
     """utime+stime (+ reaped children's cutime+cstime) of root_pid and all its descendants."""
     parent: dict[int, int] = {}
@@ -124,6 +170,7 @@ class Measure:
     unit: str  # "MiB/s", "ops/s", "files/s", "req/s"
     note: str = ""
     client_cpu: float = 0.0  # this benchmark process's CPU seconds (all threads) for the step
+    peak_mib: float = 0.0  # the largest peak RSS of one server process (a worker) during the step
 
     @property
     def speed(self) -> float:
@@ -318,6 +365,7 @@ class Bench:
     def timed(self, srv: Server, rnd: int, step: str, amount: float, unit: str,
               fn: Callable[[], str | None]) -> Measure:
         os.sync()
+        reset_peak_memory(srv.pid)
         cpu0 = tree_cpu_seconds(srv.pid)
         self0 = self_cpu_seconds()
         t0 = time.perf_counter()
@@ -325,7 +373,7 @@ class Bench:
         wall = time.perf_counter() - t0
         client_cpu = self_cpu_seconds() - self0
         cpu = tree_cpu_seconds(srv.pid) - cpu0
-        m = Measure(step, srv.name, rnd, wall, cpu, amount, unit, note, client_cpu)
+        m = Measure(step, srv.name, rnd, wall, cpu, amount, unit, note, client_cpu, peak_memory_mib(srv.pid))
         self.record(m)
         return m
 
@@ -427,6 +475,7 @@ class Bench:
         r = srv.client.request("PROPFIND", srv.base, content=POLL_BODY.encode(), headers={"Depth": "0"})
         self.check(r, (207,), "PROPFIND Depth 0 (warm-up)")
         os.sync()
+        reset_peak_memory(srv.pid)
         cpu0 = tree_cpu_seconds(srv.pid)
         note = poll()
         cpu = tree_cpu_seconds(srv.pid) - cpu0
@@ -435,7 +484,7 @@ class Bench:
         if not requests or not float(seen["rps"]):
             raise RuntimeError(f"wrk made no request to {srv.name} in {self.poll_seconds} s: {seen}")
         self.record(Measure("poll PROPFIND D0 (wrk, 16 conn)", srv.name, rnd, requests / float(seen["rps"]), cpu,
-                            requests, "ops/s", note, 0.0))
+                            requests, "ops/s", note, 0.0, peak_memory_mib(srv.pid)))
 
     def group_tree(self, srv: Server, rnd: int, pool: cf.Executor) -> None:
         n = self.sizes.tree_n
@@ -447,6 +496,7 @@ class Bench:
         cpus: list[float] = []
         sizes: list[int] = []
         self0 = self_cpu_seconds()
+        reset_peak_memory(srv.pid)
         for _ in range(self.sizes.propfind_reps):
             os.sync()
             cpu0 = tree_cpu_seconds(srv.pid)
@@ -464,7 +514,7 @@ class Bench:
         m = Measure(f"PROPFIND depth 1, {n} entries", srv.name, rnd, statistics.median(walls),
                     sum(cpus) / len(cpus), 1, "req/s",
                     f"wall: median of {len(walls)}, cpu: mean; {sizes[0] / 1e6:.2f} MB",
-                    (self_cpu_seconds() - self0) / len(walls))
+                    (self_cpu_seconds() - self0) / len(walls), peak_memory_mib(srv.pid))
         self.record(m)
 
         def move() -> str:
@@ -510,7 +560,8 @@ def report(results: list[Measure], servers: list[str], meta: list[str]) -> str:
 
     lines = list(meta)
     lines += ["", "Cells: median over rounds of throughput · wall time · server CPU for the step "
-              "(and per operation).", ""]
+              "(and per operation) · the largest peak RSS of one server process (a worker) during the "
+              "step, over the rounds.", ""]
     head = ["step", *servers]
     for s in compared:
         head += [f"{s}/apache (speed)", "min–max", "server CPU ratio"]
@@ -531,7 +582,9 @@ def report(results: list[Measure], servers: list[str], meta: list[str]) -> str:
             cpu = statistics.median(m.cpu for m in ms)
             med[s] = cpu
             per_op = f" ({cpu / ms[0].amount * 1000:.2f} ms/op)" if unit in ("ops/s", "files/s") else ""
-            row.append(f"{fmt_speed(sp, unit)} · {fmt_wall(wall)} · cpu {cpu:.2f} s{per_op}")
+            peak = max(m.peak_mib for m in ms)
+            row.append(f"{fmt_speed(sp, unit)} · {fmt_wall(wall)} · cpu {cpu:.2f} s{per_op} · "
+                       f"peak {peak:.0f} MiB")
         for s in compared:
             ratios = [by[(step, s, r)].speed / by[(step, "apache", r)].speed
                       for r in rounds if (step, s, r) in by and (step, "apache", r) in by]
