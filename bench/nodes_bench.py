@@ -175,7 +175,8 @@ def poll_step(nd: Nodes, nodes: int, seconds: int, work: Path) -> float:
                           'wrk.headers["Depth"] = "0"\n'
                           'wrk.headers["Content-Type"] = "application/xml; charset=utf-8"\n'
                           f'wrk.headers["Authorization"] = "Basic {token}"\n')
-        out = subprocess.run([wrk, "-t1", f"-c{16 // nodes}", f"-d{seconds}s", "-s", str(script), nd.base(i, nodes)],
+        out = subprocess.run([wrk, "-t1", f"-c{16 // nodes}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script),
+                              nd.base(i, nodes)],
                              capture_output=True, text=True, timeout=seconds + 60).stdout
         m = re.search(r"Requests/sec:\s+([\d.]+)", out)
         if not m or re.search(r"Non-2xx or 3xx responses|Socket errors", out):

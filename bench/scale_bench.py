@@ -462,7 +462,8 @@ def wrk_poll(t: Target, duration: int, connections: int, work: Path) -> float:
                       'wrk.headers["Depth"] = "0"\n'
                       'wrk.headers["Content-Type"] = "application/xml; charset=utf-8"\n'
                       f'wrk.headers["Authorization"] = "Basic {token}"\n')
-    out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{duration}s", "-s", str(script), t.url],
+    out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script),
+                          t.url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not m or re.search(r"Non-2xx or 3xx responses|Socket errors", out):
