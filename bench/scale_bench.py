@@ -415,7 +415,12 @@ def op_stat(t: Target, rng: random.Random) -> None:
 
 def op_put(t: Target, rng: random.Random) -> None:
     lay = Layout(t.n)
-    folder = lay.leaf_path(rng.randrange(lay.leaves)) if lay.leaves else "hot/"
+    if lay.leaves:
+        folder = lay.leaf_path(rng.randrange(lay.leaves))
+    else:  # a size with no leaf folder: a folder of its own, so that /hot/ keeps its entry count
+        folder = "puts/"
+        if t.put_no == 0:
+            check(t.client.request("MKCOL", t.url + folder), (201, 405), f"MKCOL {folder}")
     t.put_no += 1
     path = f"{folder}put-{os.getpid()}-{t.put_no:06d}-{secrets.token_hex(4)}.bin"
     r = t.client.put(t.url + path, content=os.urandom(4096))
