@@ -38,7 +38,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
 from tests.interop.ncsupport import LoggingProxy, client_env  # noqa: E402
-from webdav_bench import free_port, start_cartable, wrk_poll  # noqa: E402
+from webdav_bench import free_port, start_cartable, tree_cpu_seconds, wrk_poll  # noqa: E402
 
 
 def need(tool: str) -> str:
@@ -59,13 +59,6 @@ def make_tree(root: Path, n: int, seed: int = 1) -> None:
         (folders[k % len(folders)] / f"file{k:05d}.txt").write_bytes(rng.randbytes(rng.randint(1, 4096)))
 
 
-def server_cpu(pid: int) -> float:
-    """utime + stime (and reaped children) of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def first_sync(ncc: str, files: int, work: Path, bulk: bool) -> dict[str, float | int | str]:
     """One server (bulk on or off), one fresh tree and client journal, one timed first sync."""
     name = "bulk" if bulk else "nobulk"
@@ -78,9 +71,9 @@ def first_sync(ncc: str, files: int, work: Path, bulk: bool) -> dict[str, float 
             folder = work / f"tree-{name}"
             make_tree(folder, files)
             subprocess.run(["sync"], check=False)
-            cpu0 = server_cpu(srv.pid)
+            cpu0 = tree_cpu_seconds(srv.pid)
             wall = sync(ncc, folder, proxy.url, user, password, env)
-            cpu = server_cpu(srv.pid) - cpu0
+            cpu = tree_cpu_seconds(srv.pid) - cpu0
             log = proxy.log
         methods: dict[str, int] = {}
         for r in log:
@@ -186,7 +179,7 @@ def print_rows(ncc: str, rows: list[tuple[str, str]]) -> None:
     print()
     version = subprocess.run([ncc, "--version"], capture_output=True, text=True, env=client_env()).stdout
     version = next((line for line in version.splitlines() if "version" in line.lower()), "?").strip()
-    print(f"{version}; {os.cpu_count()} CPUs; cartable `serve` (one process), loopback")
+    print(f"{version}; {os.cpu_count()} CPUs; cartable `serve` (its default workers: one per core), loopback")
     print()
     print("| measure | result |")
     print("| --- | --- |")
