@@ -32,7 +32,7 @@ def serve(
 
     import uvicorn
 
-    from cartable.core import accounts
+    from cartable.core import accounts, jobs
     from cartable.core.errors import CartableError
     from cartable.server import BackgroundJobs, build_app, job_policy, open_core
     from cartable.startup import StartupError, listen
@@ -65,12 +65,16 @@ def serve(
     print(f"cartable serving {settings.data.resolve()} on http://{settings.host}:{settings.port}/ "
           f"(WebDAV: /remote.php/dav/files/USER/) with {count} worker{'s' if count > 1 else ''}", flush=True)
 
+    # The fleet knows this server by the pid an operator sees (the parent's): a restarted worker 0
+    # takes its jobs' leases back at once instead of waiting for them to expire.
+    node = jobs.new_node_id()
+
     def serve_one(index: int) -> None:
         """One worker: its own core and event loop; the background jobs run in worker 0 (the
         leases in the database would keep them to one at a time anyway)."""
         mine = core if count == 1 else open_core(settings)
         if index == 0:
-            BackgroundJobs(mine, job_policy(settings)).start()
+            BackgroundJobs(mine, job_policy(settings), node=node).start()
         server = uvicorn.Server(uvicorn.Config(
             app_ if count == 1 else build_app(settings, mine), host=settings.host, port=settings.port,
             log_level=settings.log_level.lower(), log_config=None, access_log=False, timeout_keep_alive=30,
