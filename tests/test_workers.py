@@ -49,7 +49,10 @@ def wait_until(what: str, check, timeout: float = 30.0) -> None:  # type: ignore
 
 @pytest.fixture
 def server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    srv = LiveServer(tmp_path / "data", free_port(), extra_env={"CARTABLE_WORKERS": "3"})
+    # A local chunk folder on either backend: with S3, serve runs one worker (obstore's runtime
+    # does not survive a fork; test_s3_keeps_one_worker).
+    srv = LiveServer(tmp_path / "data", free_port(), extra_env={"CARTABLE_WORKERS": "3",
+                                                                "CARTABLE_BLOB_STORE": "local"})
     srv.start()
     assert srv.admin("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n").returncode == 0
     yield srv
@@ -173,3 +176,28 @@ def test_the_sqlite_writer_lock_is_shared_between_processes(tmp_path: Path) -> N
         assert accounts.get_user(core, "bob").name == "bob"
     finally:
         core.db.dispose()
+
+
+@pytest.mark.s3
+def test_s3_keeps_one_worker_and_serves(tmp_path: Path) -> None:
+    """obstore's runtime does not survive a fork (forked workers hung on their first S3 request):
+    with blob_store = s3, serve says so and runs one process, which serves."""
+    from tests.engines import engine, new_bucket
+
+    ceph = engine("ceph")
+    srv = LiveServer(tmp_path / "data", free_port(), extra_env={
+        "CARTABLE_WORKERS": "3", "CARTABLE_BLOB_STORE": "s3", "CARTABLE_S3_ENDPOINT": ceph.env["S3_ENDPOINT_URL"],
+        "CARTABLE_S3_BUCKET": new_bucket(ceph), "CARTABLE_S3_ACCESS_KEY": ceph.env["AWS_ACCESS_KEY_ID"],
+        "CARTABLE_S3_SECRET_KEY": ceph.env["AWS_SECRET_ACCESS_KEY"]})
+    srv.start()
+    try:
+        assert srv.proc is not None and children(srv.proc.pid) == set()
+        log = (tmp_path / f"server-{srv.port}.log").read_text()
+        assert "one worker process, not 3: the S3 chunk store cannot be shared by forked workers" in log
+        assert "with 1 worker" in log
+        assert srv.admin("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n").returncode == 0
+        body = os.urandom(300_000)  # over inline_max: its chunk goes to the bucket
+        assert httpx.put(f"{srv.url}{DAV}/big.bin", content=body, auth=("alice", PASSWORD)).status_code == 201
+        assert httpx.get(f"{srv.url}{DAV}/big.bin", auth=("alice", PASSWORD)).content == body
+    finally:
+        srv.stop()

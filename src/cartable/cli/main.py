@@ -62,6 +62,12 @@ def serve(
         print(f"Created admin account {settings.admin_user!r} with password: {generated}", flush=True)
         print("Store it now: it is not shown again (change it with `cartable admin user passwd`).", flush=True)
     count = settings.workers or workers.default_count()
+    if count > 1 and settings.blob_store == "s3":
+        # obstore's runtime (Rust, tokio), started in this process by the start-up check of the
+        # store, does not survive a fork: a forked worker would hang on its first S3 request.
+        print(f"one worker process, not {count}: the S3 chunk store cannot be shared by forked workers yet; "
+              "run one instance per core instead (docs/deployment.md)", flush=True)
+        count = 1
     print(f"cartable serving {settings.data.resolve()} on http://{settings.host}:{settings.port}/ "
           f"(WebDAV: /remote.php/dav/files/USER/) with {count} worker{'s' if count > 1 else ''}", flush=True)
 
