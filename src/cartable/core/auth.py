@@ -154,29 +154,35 @@ class Authenticator:
     def cached(self, cred: Credentials) -> Principal | None:
         """The Principal when the credential was verified less than ``ttl`` ago and its account
         has not changed since (one indexed lookup, no argon2); None means: call ``check``."""
-        entry = self._cache.get(self._cache_key(cred))
-        if entry is None or time.monotonic() - entry[2] >= self.ttl:
-            return None
+        found = self._from_cache(cred)
+        return found if isinstance(found, Principal) else None
+
+    def _from_cache(self, cred: Credentials) -> Principal | bool:
+        """The cached Principal if fresh; True if cached, still valid but older than ``ttl`` (verify
+        again, without throttling); False if not cached, or no longer valid (dropped). Every
+        request asks the database whether the account changed, so a password change, a revoked
+        app password or a disabled account counts at once on every process and node: on the raw
+        driver, as the hot path it is."""
+        cache_key = self._cache_key(cred)
+        entry = self._cache.get(cache_key)
+        if entry is None:
+            return False
         with self.core.db.fast_read() as raw:
-            return entry[3] if self._still_valid(raw, cred, entry) else None
+            valid = self._still_valid(raw, cred, entry)
+        if not valid:
+            with self._lock:
+                self._cache.pop(cache_key, None)
+            return False
+        return entry[3] if time.monotonic() - entry[2] < self.ttl else True
 
     def check(self, cred: Credentials, address: str) -> Principal | Attempt:
         """A cached Principal, or the Attempt to make (see the module docstring). Raises
         Throttled when a counter is at its cap."""
-        cache_key = self._cache_key(cred)
-        cached = self._cache.get(cache_key)
-        if cached is not None:
-            # Every request asks the database whether the account changed (a password change,
-            # a revoked app password or a disabled account counts at once on every process and
-            # node): on the raw driver, as the hot path it is.
-            with self.core.db.fast_read() as raw:
-                valid = self._still_valid(raw, cred, cached)
-            if valid:
-                if time.monotonic() - cached[2] < self.ttl:
-                    return cached[3]
-                return Attempt(0.0, throttled=False, user_failures=False)
-            with self._lock:
-                self._cache.pop(cache_key, None)
+        found = self._from_cache(cred)
+        if isinstance(found, Principal):
+            return found
+        if found:
+            return Attempt(0.0, throttled=False, user_failures=False)
         with self.core.db.read(snapshot=False) as tx:
             now = self.core.clock()
             keys = self._counter_keys(cred, address)

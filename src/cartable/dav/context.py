@@ -25,7 +25,7 @@ from cartable.dav.props import PropRegistry, base_registry
 from cartable.http.conditional import etag_list, quote_etag
 from cartable.http.headers import bounded
 
-__all__ = ["DavConfig", "DavRequest", "Dialect", "Handler", "PropSetter", "FolderGet", "run", "href_for",
+__all__ = ["DavConfig", "DavRequest", "Dialect", "Handler", "PropSetter", "FolderGet", "run", "run_hot", "href_for",
            "client_op"]
 
 T = TypeVar("T")
@@ -36,6 +36,15 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if kwargs:
         return await to_thread.run_sync(lambda: fn(*args, **kwargs))
     return await to_thread.run_sync(fn, *args)
+
+
+async def run_hot(core: Core, fn: Callable[..., T], *args: Any) -> T:
+    """A hot-path read (a few indexed lookups on the raw driver): on the event loop where
+    MetaDB.inline_reads says it is cheaper than a thread trip (SQLite), in a worker thread
+    otherwise (PostgreSQL's round trips)."""
+    if core.db.inline_reads:
+        return fn(*args)
+    return await run(fn, *args)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from cartable.core import files, locks, props
 from cartable.core.errors import InvalidInput
 from cartable.core.model import Node, Usage
 from cartable.dav import xml
-from cartable.dav.context import DavRequest, run
+from cartable.dav.context import DavRequest, run, run_hot
 from cartable.dav.errors import xml_error
 from cartable.dav.props import LiveProp, PropContext, PropRegistry
 from cartable.http.bodies import read_limited
@@ -102,9 +102,8 @@ async def do_propfind(ctx: DavRequest) -> Response:
     if depth not in ("0", "1"):
         raise InvalidInput(f"Depth {depth!r} is not 0, 1 or infinity")
     mode, names = parse_propfind(await read_limited(ctx.request, ctx.config.max_xml_body))
-    if depth == "0" and ctx.core.db.inline_reads and mode == "prop" and all(k in ctx.dialect.props for k in names):
-        # The desktop client's poll: a few indexed lookups, on the event loop (MetaDB.inline_reads).
-        body = _list_and_render(ctx, False, mode, names)
+    if depth == "0" and mode == "prop" and all(k in ctx.dialect.props for k in names):
+        body = await run_hot(ctx.core, _list_and_render, ctx, False, mode, names)  # the desktop client's poll
     else:
         body = await run(_list_and_render, ctx, depth == "1", mode, names)
     return Response(body, status_code=207, media_type="application/xml; charset=utf-8")

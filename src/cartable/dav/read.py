@@ -13,7 +13,7 @@ from cartable.common.timefmt import parse_http_date
 from cartable.core import files, reads
 from cartable.core.errors import PreconditionFailed
 from cartable.core.model import Node
-from cartable.dav.context import DavRequest, run
+from cartable.dav.context import DavRequest, run, run_hot
 from cartable.dav.xml import escape
 from cartable.http.conditional import etag_list, parse_range, quote_etag
 from cartable.http.downloads import SAFE_HEADERS, download_headers
@@ -62,10 +62,7 @@ async def _folder_page(ctx: DavRequest) -> Response:
 
 
 async def do_get(ctx: DavRequest, head: bool = False) -> Response:
-    if ctx.core.db.inline_reads:  # a few indexed lookups, on the event loop (MetaDB.inline_reads)
-        node, content = reads.lookup(ctx.core, ctx.principal, ctx.parts)
-    else:
-        node, content = await run(reads.lookup, ctx.core, ctx.principal, ctx.parts)
+    node, content = await run_hot(ctx.core, reads.lookup, ctx.core, ctx.principal, ctx.parts)
     if content is None and not head and ctx.dialect.folder_get is not None:
         answer = await ctx.dialect.folder_get(ctx, node)
         if answer is not None:
