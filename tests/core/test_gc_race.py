@@ -172,7 +172,13 @@ def test_concurrent_uploads_deletes_and_gc(tmp_path: Path) -> None:
     threads.append(threading.Thread(target=collector))
     for t in threads:
         t.start()
+    # Six seconds of race, then more until the GC has collected something (a loaded machine can
+    # take longer to let a chunk outlive the grace period): the guard below fails only if a minute
+    # was not enough.
     time.sleep(6)
+    deadline = time.monotonic() + 60
+    while collected[0] == 0 and not errors and time.monotonic() < deadline:
+        time.sleep(0.2)
     stop.set()
     for t in threads:
         t.join(60)
