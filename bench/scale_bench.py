@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: EUPL-1.2
-"""Scale benchmark on PostgreSQL: does a request cost the same with 10,000 files as with 10 million?
+"""Scale benchmark: does a request cost the same with 10,000 files as with 10 million?
 
-    python bench/scale_bench.py [--sizes 10000,10000000] [--rounds 3] [--pg-url URL] [--reuse] [--keep]
+    python bench/scale_bench.py [--database pg|sqlite] [--sizes 10000,10000000] [--rounds 3] [--pg-url URL]
+                                [--reuse] [--keep]
+
+With ``--database sqlite`` the same tree is generated into the embedded default database (one data
+folder per size, bench/scale_sqlite.py; --keep leaves them under bench/results/scale-sqlite/ and
+--reuse takes them back) and steps 1 and 5 below do not apply. The rest is the same.
 
 1. Starts a throwaway PostgreSQL 15 (scripts/engines/postgres.sh) unless --pg-url names a server
    (a superuser URL on its maintenance database, e.g. postgresql://postgres@127.0.0.1:5432/postgres).
@@ -23,6 +28,7 @@
    - PROPFIND Depth 1 of /hot/ (5,001 entries), median of 5;
    - stat: PROPFIND Depth 0 of a random file anywhere in the tree (sequential, one client);
    - small PUT: 4 KiB, new random content, into a random leaf folder (sequential);
+   - small GET: one of the files those PUTs made, at random (sequential);
    - poll: PROPFIND Depth 0 ``getetag`` on the root (sequential latency, and wrk throughput);
    - journal read: ``store.meta.journal.since`` (the change feed; no HTTP route reads it yet),
      the last 100 entries of the space, in this process.
@@ -49,6 +55,7 @@ import random
 import re
 import secrets
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -64,6 +71,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO / "src")]
 
+import scale_sqlite  # noqa: E402
 from webdav_bench import free_port, start_cartable, tree_cpu_seconds  # noqa: E402
 
 HOT = 5000  # files in /hot/
@@ -358,6 +366,7 @@ class Target:
     space_id: int = 0
     sa_url: str = ""
     put_no: int = 0
+    put_paths: list[str] = field(default_factory=list)
     results: dict[str, list[float]] = field(default_factory=dict)  # step -> per-round medians (s)
     cpu: dict[str, list[float]] = field(default_factory=dict)  # step -> per-round server CPU per op (s)
 
@@ -370,14 +379,28 @@ def serve(pg: Pg, db: str, n: int, work: Path, extra_env: dict[str, str] | None 
     srv = start_cartable(data, port, work / f"{db}.log",
                          {"CARTABLE_DATABASE_URL": pg.sa_url(db), **(extra_env or {})}, ready_seconds=300)
     log(f"{db}: cartable serve ready in {time.perf_counter() - t0:.1f} s")
+    with psycopg.connect(pg.conninfo(db)) as c:
+        space_id = c.execute("SELECT s.id FROM spaces s JOIN users u ON u.id = s.owner_id WHERE u.name = %s",
+                             (USER,)).fetchone()[0]
+    return _target(n, db, port, srv, pg.sa_url(db), space_id)
+
+
+def serve_sqlite(data: Path, n: int, work: Path) -> Target:
+    port = free_port()
+    t0 = time.perf_counter()
+    srv = start_cartable(data, port, work / f"sqlite_{n}.log", {}, ready_seconds=300)
+    log(f"sqlite_{n}: cartable serve ready in {time.perf_counter() - t0:.1f} s")
+    with sqlite3.connect(scale_sqlite.db_path(data)) as c:
+        space_id = c.execute("SELECT s.id FROM spaces s JOIN users u ON u.id = s.owner_id WHERE u.name = ?",
+                             (USER,)).fetchone()[0]
+    return _target(n, f"sqlite_{n}", port, srv, scale_sqlite.sa_url(data), space_id)
+
+
+def _target(n: int, db: str, port: int, srv, sa_url: str, space_id: int) -> Target:  # noqa: ANN001
     client = httpx.Client(auth=httpx.BasicAuth(USER, PASSWORD), timeout=120, trust_env=False,
                           limits=httpx.Limits(max_connections=16, max_keepalive_connections=16))
-    t = Target(n, db, f"http://127.0.0.1:{port}/remote.php/dav/files/{USER}/", srv.pid, client, srv.stop,
-               sa_url=pg.sa_url(db))
-    with psycopg.connect(pg.conninfo(db)) as c:
-        t.space_id = c.execute("SELECT s.id FROM spaces s JOIN users u ON u.id = s.owner_id WHERE u.name = %s",
-                               (USER,)).fetchone()[0]
-    return t
+    return Target(n, db, f"http://127.0.0.1:{port}/remote.php/dav/files/{USER}/", srv.pid, client, srv.stop,
+                  space_id=space_id, sa_url=sa_url)
 
 
 def check(r: httpx.Response, ok: tuple[int, ...], what: str) -> None:
@@ -425,6 +448,15 @@ def op_put(t: Target, rng: random.Random) -> None:
     path = f"{folder}put-{os.getpid()}-{t.put_no:06d}-{secrets.token_hex(4)}.bin"
     r = t.client.put(t.url + path, content=os.urandom(4096))
     check(r, (201,), f"PUT {path}")
+    t.put_paths.append(path)
+
+
+def op_get(t: Target, rng: random.Random) -> None:
+    path = rng.choice(t.put_paths)
+    r = t.client.get(t.url + path)
+    check(r, (200,), f"GET {path}")
+    if len(r.content) != 4096:
+        raise RuntimeError(f"GET {path}: {len(r.content)} bytes, wanted 4096")
 
 
 def op_poll(t: Target) -> None:
@@ -477,7 +509,7 @@ def wrk_poll(t: Target, duration: int, connections: int, work: Path) -> float:
 
 
 STEPS = ("PROPFIND Depth 1 (5,000 entries)", "stat (PROPFIND Depth 0, random file)", "small PUT 4 KiB",
-         "poll (PROPFIND Depth 0 getetag, root)", "journal read (last 100 changes)",
+         "small GET 4 KiB", "poll (PROPFIND Depth 0 getetag, root)", "journal read (last 100 changes)",
          "poll throughput (wrk, 16 conn)")
 
 
@@ -494,20 +526,21 @@ def measure_round(t: Target, rnd: int, reps: int, wrk_seconds: int, work: Path) 
     keep(STEPS[1], *timed_loop(t, reps, lambda k: op_stat(t, rng)))
     os.sync()
     keep(STEPS[2], *timed_loop(t, reps, lambda k: op_put(t, rng)))
-    keep(STEPS[3], *timed_loop(t, reps, lambda k: op_poll(t)))
+    keep(STEPS[3], *timed_loop(t, reps, lambda k: op_get(t, rng)))
+    keep(STEPS[4], *timed_loop(t, reps, lambda k: op_poll(t)))
     j = Journal(t)
     try:
         j.read()  # connect outside the timing
-        keep(STEPS[4], *timed_loop(t, reps, lambda k: j.read()))
+        keep(STEPS[5], *timed_loop(t, reps, lambda k: j.read()))
     finally:
         j.close()
     if wrk_seconds:
         cpu0 = tree_cpu_seconds(t.pid)
         rps = wrk_poll(t, wrk_seconds, 16, work)
         cpu = (tree_cpu_seconds(t.pid) - cpu0) / max(1.0, rps * wrk_seconds)
-        t.results.setdefault(STEPS[5], []).append(rps)
-        t.cpu.setdefault(STEPS[5], []).append(cpu)
-        log(f"  {t.db} r{rnd} {STEPS[5]:42} {rps:9.0f} req/s server cpu {cpu * 1000:8.2f} ms/op")
+        t.results.setdefault(STEPS[6], []).append(rps)
+        t.cpu.setdefault(STEPS[6], []).append(cpu)
+        log(f"  {t.db} r{rnd} {STEPS[6]:42} {rps:9.0f} req/s server cpu {cpu * 1000:8.2f} ms/op")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -582,7 +615,7 @@ def _plan_text(plan: dict) -> str:
 
 
 def report(targets: list[Target], gen: dict[int, dict[str, float]], sizes: dict[int, tuple[int, int, dict]],
-           meta: list[str], plans: list[str], rounds: int) -> str:
+           meta: list[str], plans: list[str], rounds: int, engine: str = "PostgreSQL") -> str:
     small, big = targets[0], targets[-1]
     lines = list(meta) + ["", f"Medians over requests, then median over {rounds} round(s) (min–max of the "
                           "per-round values in brackets). Each size's ratio = its cost / the cost at the "
@@ -607,7 +640,9 @@ def report(targets: list[Target], gen: dict[int, dict[str, float]], sizes: dict[
             cells.append(cell if t is small else f"{cell} **{ratio:.2f}**")
         ca, cb = statistics.median(small.cpu[step]), statistics.median(big.cpu[step])
         lines.append("| " + " | ".join([step, *cells, f"{ca * 1000:.2f} → {cb * 1000:.2f} ms"]) + " |")
-    lines += ["", "Metadata on PostgreSQL (pg_total_relation_size of every table, with indexes and TOAST):", "",
+    how = ("pg_total_relation_size of every table, with indexes and TOAST" if engine == "PostgreSQL" else
+           "the database file after a checkpoint; per table with its indexes from dbstat")
+    lines += ["", f"Metadata on {engine} ({how}):", "",
               "| files | total | bytes per file | nodes | versions | chunks | changes | generation |",
               "|---|---|---|---|---|---|---|---|"]
     for n, (total, files, per) in sorted(sizes.items()):
@@ -643,9 +678,12 @@ def main() -> int:
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--plans-only", action="store_true", help="only the auto_explain check of the biggest size")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--database", choices=("pg", "sqlite"), default="pg")
     args = ap.parse_args()
     sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(","))
     started = dt.datetime.now()
+    if args.database == "sqlite":
+        return main_sqlite(args, sizes, started)
     pg = Pg(args.pg_url, None) if args.pg_url else start_pg()
     if args.pg_url and os.environ.get("CARTABLE_PG_DIR"):
         pg.log_path = Path(os.environ["CARTABLE_PG_DIR"]) / "server.log"
@@ -679,15 +717,7 @@ def main() -> int:
             print("\n".join(plans) or "no statement reads a whole big table")
             return 0
         targets = [serve(pg, f"scale_{n}", n, work) for n in sizes]
-        for t in targets:  # warm up: connections, auth cache, the first pages
-            for _ in range(20):
-                op_poll(t)
-            op_propfind1(t)
-        for rnd in range(1, args.rounds + 1):
-            order = targets if rnd % 2 else list(reversed(targets))
-            log(f"round {rnd}/{args.rounds}")
-            for t in order:
-                measure_round(t, rnd, args.reps, args.wrk_seconds, work)
+        run_rounds(targets, args, work)
         for t in targets:
             t.client.close()
             t.stop()  # type: ignore[operator]
@@ -708,13 +738,8 @@ def main() -> int:
                 f"folders); /hot/ has {HOT:,} files; leaves of {LEAF:,} files; "
                 f"{args.reps} sequential requests per latency step, PROPFIND Depth 1 median of 5; one "
                 "`cartable serve` per database, local chunk folder"]
-        text = report(targets_done, gen, msizes, meta, plans, args.rounds)
-        print()
-        print(text)
-        out = args.out or REPO / "bench" / "results" / f"scale-{started:%Y-%m-%d-%H%M}.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"written to {out}")
+        write_report(report(targets_done, gen, msizes, meta, plans, args.rounds), args.out or
+                     REPO / "bench" / "results" / f"scale-{started:%Y-%m-%d-%H%M}.md")
         return 0
     finally:
         for t in targets:
@@ -725,6 +750,77 @@ def main() -> int:
             print(f"kept PostgreSQL: --pg-url {pg.admin_url} (CARTABLE_PG_DIR={pg.engine_dir})")
         else:
             pg.stop()
+
+
+def run_rounds(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
+    for t in targets:  # warm up: connections, auth cache, the first pages
+        for _ in range(20):
+            op_poll(t)
+        op_propfind1(t)
+    for rnd in range(1, args.rounds + 1):
+        order = targets if rnd % 2 else list(reversed(targets))
+        log(f"round {rnd}/{args.rounds}")
+        for t in order:
+            measure_round(t, rnd, args.reps, args.wrk_seconds, work)
+
+
+def write_report(text: str, out: Path) -> None:
+    print()
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"written to {out}")
+
+
+def main_sqlite(args: argparse.Namespace, sizes: list[int], started: dt.datetime) -> int:
+    """The same measurements on the embedded default: SQLite in each size's data folder."""
+    work = Path(tempfile.mkdtemp(prefix="cartable-scale."))
+    keep_root = REPO / "bench" / "results" / "scale-sqlite"
+    root = keep_root if (args.keep or args.reuse) else work / "dbs"
+    targets: list[Target] = []
+    try:
+        gen: dict[int, dict[str, float]] = {}
+        for n in sizes:
+            data = root / f"n{n}"
+            if args.reuse and scale_sqlite.db_files(data) == n:
+                log(f"sqlite_{n}: reusing the generated database in {data}")
+                continue
+            log(f"sqlite_{n}: generating the metadata of {n:,} files in {data} ...")
+            t0 = time.perf_counter()
+            scale_sqlite.create_schema_and_user(data, USER, PASSWORD, QUOTA)
+            gen[n] = scale_sqlite.generate(data, n, Layout(n), USER, log)
+            log(f"sqlite_{n}: generated in {time.perf_counter() - t0:.0f} s")
+        for n in sizes:
+            took = scale_sqlite.add_users(root / f"n{n}", args.other_users, USER, log)
+            if took and n in gen:
+                gen[n]["other users"] = took
+        msizes = {n: scale_sqlite.meta_bytes(root / f"n{n}") for n in sizes}
+        for n, (total, files, _) in msizes.items():
+            log(f"sqlite_{n}: {total / 2**20:,.0f} MiB for {files:,} files = {total / files:,.0f} bytes/file")
+        if args.generate_only:
+            return 0
+        targets = [serve_sqlite(root / f"n{n}", n, work) for n in sizes]
+        run_rounds(targets, args, work)
+        for t in targets:
+            t.client.close()
+            t.stop()  # type: ignore[operator]
+        targets_done, targets = targets, []
+        meta = [f"# Scale benchmark on SQLite {started:%Y-%m-%d %H:%M}", "",
+                f"- machine: {platform.node()}, {os.cpu_count()} cores, load average at start "
+                f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+                f"- one user `{USER}` holding every file, beside {args.other_users:,} other accounts (empty home "
+                f"folders); /hot/ has {HOT:,} files; leaves of {LEAF:,} files; "
+                f"{args.reps} sequential requests per latency step, PROPFIND Depth 1 median of 5; one "
+                "`cartable serve` per database (the embedded default: SQLite and a local chunk folder)"]
+        plans = ["(not checked on SQLite: auto_explain is PostgreSQL's; the costs above are the check)"]
+        write_report(report(targets_done, gen, msizes, meta, plans, args.rounds, "SQLite"), args.out or
+                     REPO / "bench" / "results" / f"scale-sqlite-{started:%Y-%m-%d-%H%M}.md")
+        return 0
+    finally:
+        for t in targets:
+            t.client.close()
+            t.stop()  # type: ignore[operator]
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
