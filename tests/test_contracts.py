@@ -25,6 +25,8 @@ FORBIDDEN = {
              "starlette", "lxml", "xml", "json", "sqlalchemy"],
     "http": ["cartable.dav", "cartable.store", "cartable.config", "cartable.server", "cartable.cli"],
     "dav": ["cartable.store", "cartable.config", "cartable.server", "cartable.cli", "sqlalchemy"],
+    "api": ["cartable.store", "cartable.config", "cartable.server", "cartable.cli", "cartable.dav",
+            "cartable.nextcloud", "sqlalchemy"],
     "web": ["cartable.store", "cartable.config", "cartable.server", "cartable.cli", "cartable.dav",
             "cartable.nextcloud", "sqlalchemy"],
 }

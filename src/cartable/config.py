@@ -167,6 +167,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Old versions of a file are thinned with age (Nextcloud's schedule) and none is kept longer than this."),
     Setting("versions_quota_share", float, 0.5,
             "Old versions may hold at most this share of their owner's quota (0 to 1); the oldest go first."),
+    Setting("journal_retention_days", float, 90.0,
+            "Entries of the change journal older than this are trimmed; a sync client whose cursor is older "
+            "is told to start over (list its files again). 0 keeps the whole journal."),
     Setting("bulk_upload", parse_tristate, "auto",
             "Nextcloud's bulk upload (many small files per request): auto offers it to every client but "
             "desktop clients older than 3.9, which abort on empty files; true offers it to all; false serves "
@@ -220,6 +223,7 @@ class Settings:
     trash_retention_days: float
     versions_max_age_days: float
     versions_quota_share: float
+    journal_retention_days: float
     bulk_upload: str
     fault_pause: str
 
@@ -315,6 +319,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("login_max_delay_seconds must be between 0 and 600")
     if not 0 <= s.audit_retention_days <= 36500:
         raise ConfigError("audit_retention_days must be between 0 (keep forever) and 36500")
+    if not 0 <= s.journal_retention_days <= 36500:
+        raise ConfigError("journal_retention_days must be between 0 (keep the whole journal) and 36500")
     if s.trash_retention_days < 0 or s.versions_max_age_days < 0:
         raise ConfigError("trash_retention_days and versions_max_age_days must be zero or more")
     if not 0 <= s.versions_quota_share <= 1:

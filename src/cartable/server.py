@@ -14,6 +14,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from cartable import nextcloud, startup
+from cartable.api.app import PREFIX as API_PREFIX
+from cartable.api.app import ApiApp
 from cartable.common import faults
 from cartable.config import Settings
 from cartable.core import jobs
@@ -56,7 +58,8 @@ def open_core(settings: Settings) -> Core:
                     audit_retention_days=settings.audit_retention_days,
                     trash_retention_days=settings.trash_retention_days,
                     versions_max_age_days=settings.versions_max_age_days,
-                    versions_quota_share=settings.versions_quota_share)
+                    versions_quota_share=settings.versions_quota_share,
+                    journal_retention_days=settings.journal_retention_days)
     return Core(db, blobs, limits, names=settings.name_policy)
 
 
@@ -128,7 +131,7 @@ def build_app(settings: Settings, core: Core | None = None) -> AccessLog:
     nc = nextcloud.build(core, auth, dav, bulk_upload=settings.bulk_upload)
     routes: list[tuple[str, ASGIApp]] = [
         (FILES_PREFIX, dav), (LEGACY_PREFIX + "/", dav), (LEGACY_PREFIX, dav), *nc.routes,
-        (WELL_KNOWN_PREFIX, well_known_app)]
+        (API_PREFIX, ApiApp(core, auth)), (WELL_KNOWN_PREFIX, well_known_app)]
     # Login Flow v2 browser URLs carry the flow's login token: it never reaches the log.
     return AccessLog(CartableApp(core, routes), secret_prefixes=(LOGIN_PREFIX + "v2/flow/",))
 

@@ -34,6 +34,8 @@ class Limits:
     trash_retention_days: float = 30.0
     versions_max_age_days: float = 365.0
     versions_quota_share: float = 0.5
+    # Change journal entries older than this are trimmed (core/changes.py); 0 keeps them all.
+    journal_retention_days: float = 90.0
 
 
 @dataclass

@@ -9,6 +9,8 @@ CartableError
  ├── Conflict             the tree is not in a state that allows it (missing parent, file as parent)
  │    └── AlreadyExists   the target exists and the caller asked not to replace it
  ├── PreconditionFailed   If-Match / If-None-Match / If header / Overwrite: F did not hold
+ ├── Gone                 it existed and is no longer available (a change cursor older than the
+ │                        journal's retention, or from another copy of the database): start over
  ├── Forbidden            the caller may not do this (other user's space, disabled account)
  ├── Unauthenticated      no or wrong credentials
  ├── Throttled            too many failed logins; retry after .retry_after seconds
@@ -25,7 +27,7 @@ CartableError
 from __future__ import annotations
 
 __all__ = ["CartableError", "NotFound", "NotVisible", "InvalidName", "InvalidInput", "Conflict", "AlreadyExists",
-           "PreconditionFailed", "Forbidden", "Unauthenticated", "Throttled", "Locked",
+           "PreconditionFailed", "Gone", "Forbidden", "Unauthenticated", "Throttled", "Locked",
            "QuotaExceeded", "TooLarge", "ChecksumMismatch", "StorageUnavailable", "DataMissing"]
 
 
@@ -54,6 +56,10 @@ class Conflict(CartableError):
 
 
 class AlreadyExists(Conflict):
+    pass
+
+
+class Gone(CartableError):
     pass
 
 

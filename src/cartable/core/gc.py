@@ -85,6 +85,7 @@ class GcStats:
     counters_purged: int = 0  # login throttling counters fallen to zero
     flows_purged: int = 0  # expired Login Flow v2 rows
     audit_purged: int = 0  # audit events past their retention
+    journal_trimmed: int = 0  # change journal entries past their retention (core/changes.py)
     # Orphan sweep: chunk objects listed by this run, and whether the walk came full circle
     # (``sweep_cursor`` is then None: the next run starts a new pass from the beginning).
     sweep_listed: int = 0

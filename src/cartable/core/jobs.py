@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
-from cartable.core import gc, login_flow, uploads
+from cartable.core import changes, gc, login_flow, uploads
 from cartable.core.audit import purge_audit
 from cartable.core.auth import purge_counters
 from cartable.core.context import Core
@@ -184,6 +184,7 @@ def fleet_jobs(policy: JobPolicy) -> list[Job]:
         Job("login.counters.purge", policy.maintenance_interval, _purge_counters),
         Job("login.flows.purge", policy.maintenance_interval, _purge_flows),
         Job("audit.purge", policy.maintenance_interval, _purge_audit),
+        Job("journal.trim", policy.maintenance_interval, _trim_journal),
     ]
     return [j for j in every if j.interval > 0]
 
@@ -223,6 +224,10 @@ def _purge_flows(core: Core, lease: Lease) -> GcStats:
 
 def _purge_audit(core: Core, lease: Lease) -> GcStats:
     return GcStats(audit_purged=purge_audit(core))
+
+
+def _trim_journal(core: Core, lease: Lease) -> GcStats:
+    return GcStats(journal_trimmed=changes.trim(core))
 
 
 def run(core: Core, job: Job, holder: str, ttl: float, *, force: bool = False) -> GcStats | None:

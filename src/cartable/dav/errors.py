@@ -27,6 +27,7 @@ STATUS: ErrorMap = {
     e.Conflict: 409,
     e.AlreadyExists: 405,
     e.PreconditionFailed: 412,
+    e.Gone: 410,
     e.Forbidden: 403,
     e.Unauthenticated: 401,
     e.Throttled: 429,

@@ -24,7 +24,11 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import ChangeRecord
 from cartable.store.meta.schema import changes, meta_kv
 
-__all__ = ["append", "since", "head", "get_kv", "set_kv", "kv_once"]
+__all__ = ["append", "since", "head", "get_kv", "set_kv", "kv_once", "ages_after", "delete_through",
+           "heads_after", "last_of_space", "FLOOR_KEY"]
+
+# meta_kv: the highest seq trimmed from the journal (core/changes.py); a cursor below it is gone.
+FLOOR_KEY = "journal_floor"
 
 
 _APPEND = changes.insert()
@@ -39,6 +43,32 @@ def since(tx: Tx, space_id: int, seq: int, limit: int) -> list[ChangeRecord]:
     rows = tx.execute(select(changes).where(changes.c.space_id == space_id, changes.c.seq > seq)
                       .order_by(changes.c.seq).limit(limit))
     return [ChangeRecord(**r._mapping) for r in rows]
+
+
+def ages_after(tx: Tx, seq: int, limit: int) -> list[tuple[int, float]]:
+    """(seq, at) of the entries after ``seq``, oldest first: a primary-key range."""
+    rows = tx.execute(select(changes.c.seq, changes.c.at).where(changes.c.seq > seq)
+                      .order_by(changes.c.seq).limit(limit))
+    return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def delete_through(tx: Tx, after: int, through: int) -> int:
+    """Delete the entries with after < seq <= through (a primary-key range); returns how many."""
+    return int(tx.execute(changes.delete().where(changes.c.seq > after, changes.c.seq <= through)).rowcount)
+
+
+def heads_after(tx: Tx, seq: int) -> dict[int, int]:
+    """The last seq of each space that has entries after ``seq`` (what a long-poll watcher
+    asks every tick: a primary-key range, empty when nothing happened)."""
+    rows = tx.execute(select(changes.c.space_id, func.max(changes.c.seq)).where(changes.c.seq > seq)
+                      .group_by(changes.c.space_id))
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
+def last_of_space(tx: Tx, space_id: int) -> int:
+    """The last seq of one space (0 if it has none): the end of an index range."""
+    return int(tx.execute(select(func.coalesce(func.max(changes.c.seq), 0))
+                          .where(changes.c.space_id == space_id)).scalar_one())
 
 
 def head(tx: Tx) -> int:
