@@ -106,17 +106,18 @@ def _epoch(tx: Tx) -> str:
     return epoch
 
 
-def _safe_head(core: Core, tx: Tx, watermark: int) -> int:
-    """A position below which no new entry can appear."""
-    return _head(tx) if core.db.is_sqlite else watermark
+def _safe(core: Core, head: int, watermark: int) -> int:
+    """A position below which no new entry can appear: the head on SQLite (one writer), the
+    watermark on PostgreSQL."""
+    return head if core.db.is_sqlite else min(head, watermark)
 
 
 def start(core: Core, principal: Principal, watermark: int = 0) -> str:
     """A cursor at the journal's present: a client takes it, lists its tree, then reads from it
     (an entry it also saw in the listing comes again; applying it twice is harmless)."""
     with core.db.read() as tx:
-        last = journal.last_of_space(tx, principal.space_id)
-        return encode(_epoch(tx), max(last, _floor(tx), min(_safe_head(core, tx, watermark), _head(tx))))
+        last, floor = journal.last_of_space(tx, principal.space_id), _floor(tx)
+        return encode(_epoch(tx), max(last, floor, _safe(core, max(journal.head(tx), floor), watermark)))
 
 
 def read(core: Core, principal: Principal, cursor: str, limit: int = MAX_LIMIT, watermark: int = 0) -> Feed:
@@ -125,7 +126,9 @@ def read(core: Core, principal: Principal, cursor: str, limit: int = MAX_LIMIT, 
     epoch, seq = decode(cursor)
     limit = max(1, min(limit, MAX_LIMIT))
     with core.db.read() as tx:
-        here, head, floor = _epoch(tx), _head(tx), _floor(tx)
+        kv = journal.get_kvs(tx, ("epoch", journal.FLOOR_KEY))
+        here, floor = kv.get("epoch"), int(kv.get(journal.FLOOR_KEY, 0))
+        head = max(journal.head(tx), floor)
         if epoch != here:
             raise Gone("this cursor comes from another copy of the database (the server was restored or "
                        "replaced): list your files again and compare, do not delete anything from this answer")
@@ -135,7 +138,7 @@ def read(core: Core, principal: Principal, cursor: str, limit: int = MAX_LIMIT, 
         if seq < floor:
             raise Gone("this cursor is older than the journal's retention: list your files again and compare")
         rows = journal.since(tx, principal.space_id, seq, limit + 1)
-        safe = min(_safe_head(core, tx, watermark), head)
+    safe = _safe(core, head, watermark)
     more = len(rows) > limit
     rows = rows[:limit]
     if more:

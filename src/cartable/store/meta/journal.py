@@ -25,7 +25,7 @@ from cartable.store.meta.records import ChangeRecord
 from cartable.store.meta.schema import changes, meta_kv
 
 __all__ = ["append", "since", "head", "get_kv", "set_kv", "kv_once", "ages_after", "delete_through",
-           "heads_after", "last_of_space", "FLOOR_KEY"]
+           "heads_after", "last_of_space", "get_kvs", "FLOOR_KEY"]
 
 # meta_kv: the highest seq trimmed from the journal (core/changes.py); a cursor below it is gone.
 FLOOR_KEY = "journal_floor"
@@ -78,6 +78,12 @@ def head(tx: Tx) -> int:
 def get_kv(tx: Tx, key: str) -> str | None:
     row = tx.execute(select(meta_kv.c.value).where(meta_kv.c.key == key)).first()
     return None if row is None else str(row[0])
+
+
+def get_kvs(tx: Tx, keys: Sequence[str]) -> dict[str, str]:
+    """The values of those keys that are set, in one statement."""
+    rows = tx.execute(select(meta_kv.c.key, meta_kv.c.value).where(meta_kv.c.key.in_(list(keys))))
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def set_kv(tx: Tx, key: str, value: str) -> None:
