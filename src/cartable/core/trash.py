@@ -51,6 +51,7 @@ from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta import props as props_repo
 from cartable.store.meta import search as search_repo
+from cartable.store.meta import shares as shares_repo
 from cartable.store.meta import trash as trash_repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import SpaceRecord
@@ -222,6 +223,7 @@ def purge_item(tx: Tx, rec: TrashRecord, now: float) -> tuple[int, int]:
     content.delete_versions(tx, [v.id for v in vers])
     props_repo.delete_for(tx, ids)
     locks_repo.delete_for(tx, ids)
+    shares_repo.delete_for_nodes(tx, ids)  # a link on something gone for good goes with it
     nodes_repo.delete_many(tx, list(reversed(ids)))
     trash_repo.delete(tx, rec.id)
     trash_repo.add_bytes(tx, rec.space_id, trash_delta=-rec.size, versions_delta=-old_bytes)

@@ -150,7 +150,7 @@ def begin(core: Core, principal: Principal, key: str, total_length: int | None =
             room = quota_of(core, space) - tree.root_of(tx, space).size
             if dst_parts:
                 try:
-                    old = tree.resolve(tx, space, dst_parts)
+                    old = tree.resolve(tx, principal.root_id, dst_parts)
                     room += 0 if old.is_dir else old.size
                 except NotFound:
                     pass
