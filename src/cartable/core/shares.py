@@ -311,7 +311,8 @@ def enter(core: Core, auth: Authenticator, token: str, password: str | None, add
         raise NotFound("this link does not exist, or it was removed")
     if rec.expires_at is not None and rec.expires_at <= core.clock():
         _refuse(core, rec, address, audit.DENIED, "expired")
-        raise LinkExpired(f"this link expired on {_day(rec.expires_at)}; ask its owner for a new one")
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(rec.expires_at))
+        raise LinkExpired(f"this link expired on {when}; ask its owner for a new one")
     if rec.password_hash is not None:
         subject = f"link:{rec.id}"
         if not password:
