@@ -85,6 +85,7 @@ def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite:
 def refresh(core: Core, op: Op, parts: Sequence[str], timeout: int | None,
             pre: Preconditions | None = None) -> Lock:
     """Refresh the lock whose token the request submitted and that applies to the path."""
+    permissions.require(op.principal, permissions.READ, f"locking {display(parts)}")
     now = core.clock()
     seconds = clamp_timeout(core, timeout)
     with core.db.write() as tx:
@@ -103,6 +104,7 @@ def refresh(core: Core, op: Op, parts: Sequence[str], timeout: int | None,
 
 @unit_of_work
 def unlock(core: Core, op: Op, parts: Sequence[str], token: str) -> None:
+    permissions.require(op.principal, permissions.READ, f"unlocking {display(parts)}")  # else it tells what exists
     now = core.clock()
     with core.db.write() as tx:
         tree.space_of(tx, op.principal, for_update=True)
