@@ -199,3 +199,15 @@ def test_a_full_owner_refuses_writes_through_the_link_with_507(web: TestClient, 
     ok(web.get(f"{DAV}/class/big.bin", auth=ALICE), 404)
     ok(web.put(f"{PUB}/{token}/tiny.bin", content=b"xy"), 201)
     assert files.usage(core, principal(core)).used == used + 2
+
+
+def test_oc_permissions_show_what_the_link_allows(web: TestClient) -> None:
+    seed(web)
+    body = (b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop>'
+            b"<oc:permissions/></d:prop></d:propfind>")
+    for perms, folder, file in ((1, "G", "G"), (15, "GDNVCK", "GDNVW"), (5, "GCK", "G")):
+        token = make_link(web, "/class", permissions=perms)["token"]
+        r = ok(web.request("PROPFIND", f"{PUB}/{token}/", content=body, headers={"Depth": "1"}), 207)
+        found = r.text.split("<oc:permissions>")[1:]
+        values = sorted(v.split("<")[0] for v in found)
+        assert values == sorted([folder, file, file]), (perms, values)
