@@ -211,3 +211,14 @@ def test_oc_permissions_show_what_the_link_allows(web: TestClient) -> None:
         found = r.text.split("<oc:permissions>")[1:]
         values = sorted(v.split("<")[0] for v in found)
         assert values == sorted([folder, file, file]), (perms, values)
+
+
+def test_wrong_link_passwords_are_throttled(core: Core, tmp_path: Path) -> None:
+    app = build_app(make_settings(tmp_path / "data", login_max_delay_seconds=0.0, login_max_failures_per_user=2), core)
+    with TestClient(app, base_url="http://testserver") as web:
+        seed(web)
+        token = make_link(web, "/class", password="right-one")["token"]
+        for _ in range(3):  # the counters leak as time passes: the third failure puts them over the cap
+            ok(web.get(f"{PUB}/{token}/a.txt", auth=("x", "wrong")), 401, 429)
+        r = ok(web.get(f"{PUB}/{token}/a.txt", auth=("x", "right-one")), 429)
+        assert int(r.headers["retry-after"]) > 0

@@ -51,7 +51,8 @@ from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import ShareRecord
 
 __all__ = ["LINK", "USER", "GROUP", "LinkInfo", "create_link", "links", "link", "update_link", "delete_link",
-           "enter", "count_download", "new_token", "KEEP", "Keep", "READ_ONLY", "READ_WRITE", "UPLOAD_ONLY"]
+           "enter", "password_delay", "count_download", "new_token", "KEEP", "Keep", "READ_ONLY", "READ_WRITE",
+           "UPLOAD_ONLY"]
 
 USER, GROUP, LINK = 0, 1, 3  # share types, as Nextcloud numbers them
 READ_ONLY = permissions.READ
@@ -296,6 +297,17 @@ def delete_link(core: Core, op: Op, share_id: int, *, address: str = "") -> None
 def _refuse(core: Core, rec: ShareRecord | None, address: str, outcome: str, detail: str) -> None:
     audit.record(core, "link.access", audit.Actor("", address),
                  object=f"share:{rec.id}" if rec is not None else "", outcome=outcome, detail=detail)
+
+
+def password_delay(core: Core, auth: Authenticator, token: str, address: str = "") -> float:
+    """Seconds to wait before ``enter`` checks a password for this link from this address (0
+    for an unknown link or one without a password); Throttled at the cap. Lets an adapter wait
+    without holding a thread, then call ``enter(..., sleep=False)``."""
+    with core.db.read() as tx:
+        rec = repo.by_token(tx, token) if 0 < len(token) <= 64 else None
+    if rec is None or rec.password_hash is None:
+        return 0.0
+    return auth.secret_delay(f"link:{rec.id}", address)
 
 
 def enter(core: Core, auth: Authenticator, token: str, password: str | None, address: str = "", *,

@@ -20,6 +20,7 @@ import base64
 import binascii
 from urllib.parse import quote
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -65,9 +66,15 @@ def basic_pair(request: Request) -> tuple[str | None, str | None]:
 
 async def link_principal(core: Core, auth: Authenticator, request: Request, token: str,
                          password: str | None) -> Principal:
-    """The link's scoped principal (core/shares.py enter, in a worker thread: it may wait the
-    throttling delay and run argon2); the request log names the link, never its token."""
-    principal = await run(shares.enter, core, auth, token, password, client_address(request))
+    """The link's scoped principal (core/shares.py enter, in a worker thread: it may run argon2;
+    the throttling delay before a password is checked is awaited here, holding no thread); the
+    request log names the link, never its token."""
+    address = client_address(request)
+    if password:  # the throttling wait holds no thread
+        delay = await run(shares.password_delay, core, auth, token, address)
+        if delay > 0:
+            await anyio.sleep(delay)
+    principal = await run(lambda: shares.enter(core, auth, token, password, address, sleep=False))
     note_user(request.scope, f"link:{principal.link_id}")
     return principal
 
