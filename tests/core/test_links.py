@@ -224,3 +224,14 @@ def test_account_features_refuse_links(small_core: Core, owner: Op) -> None:
     refused(lambda: search.search(small_core, p, (), where=None))
     refused(lambda: favorites.set_favorite(small_core, Op(p), ("a.txt",), True))
     assert favorites.favorite_ids(small_core, p) == set()
+
+
+def test_trash_versions_uploads_and_bulk_refuse_links(small_core: Core, owner: Op) -> None:
+    from cartable.core import bulk, trash, uploads, versions
+
+    p = visit(small_core, owner, shares.READ_WRITE)
+    refused(lambda: trash.items(small_core, p))
+    refused(lambda: trash.empty(small_core, Op(p)))
+    refused(lambda: versions.listing(small_core, p, 1))
+    refused(lambda: uploads.begin(small_core, p, "up-1"))
+    refused(lambda: bulk.BulkWriter(small_core, Op(p)))
