@@ -261,11 +261,11 @@ def update_link(core: Core, op: Op, share_id: int, *, perms: int | Keep = KEEP,
             values[key] = value
     with core.db.write() as tx:
         rec = _own(tx, principal, share_id)
-        node = nodes_repo.get(tx, rec.node_id)
-        if node is None:
-            raise NotFound(f"the item of share {share_id} no longer exists")
+        before = _info(tx, rec)
+        if before is None:
+            raise NotFound(f"the item of share {share_id} is in the trash or gone; nothing was changed")
         if not isinstance(perms, Keep):
-            values["permissions"] = _check_permissions(perms, node)
+            values["permissions"] = _check_permissions(perms, before.node)
         if values:
             repo.update(tx, share_id, **values)
             changed = ", ".join(sorted(k.replace("_hash", "") for k in values))
@@ -273,10 +273,7 @@ def update_link(core: Core, op: Op, share_id: int, *, perms: int | Keep = KEEP,
                             detail=f"changed: {changed}")
         new = repo.by_id(tx, share_id)
         assert new is not None
-        info = _info(tx, new)
-    if info is None:
-        raise NotFound(f"the item of share {share_id} is in the trash")
-    return info
+        return LinkInfo(new, before.node, before.path, before.owner, before.owner_display)
 
 
 @unit_of_work
