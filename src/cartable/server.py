@@ -25,6 +25,8 @@ from cartable.dav.context import DavConfig
 from cartable.dav.routes import FILES_PREFIX, LEGACY_PREFIX, DavApp
 from cartable.http.accesslog import AccessLog
 from cartable.nextcloud.login_flow import LOGIN_PREFIX
+from cartable.nextcloud.public_dav import PUBLIC_FILES_PREFIX
+from cartable.nextcloud.public_download import SHARE_PREFIX
 from cartable.store.blobs.base import ChunkStore, StoreUnavailable
 from cartable.store.blobs.local import LocalChunkStore
 from cartable.store.meta import journal
@@ -133,7 +135,9 @@ def build_app(settings: Settings, core: Core | None = None) -> AccessLog:
         (FILES_PREFIX, dav), (LEGACY_PREFIX + "/", dav), (LEGACY_PREFIX, dav), *nc.routes,
         (API_PREFIX, ApiApp(core, auth)), (WELL_KNOWN_PREFIX, well_known_app)]
     # Login Flow v2 browser URLs carry the flow's login token: it never reaches the log.
-    return AccessLog(CartableApp(core, routes), secret_prefixes=(LOGIN_PREFIX + "v2/flow/",))
+    # ... and public links' tokens neither.
+    return AccessLog(CartableApp(core, routes),
+                     secret_prefixes=(LOGIN_PREFIX + "v2/flow/", PUBLIC_FILES_PREFIX, SHARE_PREFIX))
 
 
 def job_policy(settings: Settings) -> jobs.JobPolicy:

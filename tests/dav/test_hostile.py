@@ -716,7 +716,7 @@ def _rename_row(core: Core, path: tuple[str, ...], new_name: str) -> None:
     """What a name stored before a stricter policy looks like: written straight into the table."""
     with core.db.write() as tx:
         space = tree.space_of(tx, principal(core))
-        node = tree.resolve(tx, space, path)
+        node = tree.resolve(tx, space.root_id, path)
         nodes_repo.update_node(tx, node.id, name=new_name)
 
 

@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 
-from cartable.store.meta.records import AuditRecord, GroupRecord, NodeRecord
-from cartable.store.meta.schema import audit_events, groups, nodes
+from cartable.store.meta.records import AuditRecord, GroupRecord, NodeRecord, ShareRecord
+from cartable.store.meta.schema import audit_events, groups, nodes, shares
 
 
 @pytest.mark.parametrize(("record", "table"), [(NodeRecord, nodes), (GroupRecord, groups),
-                                               (AuditRecord, audit_events)])
+                                               (AuditRecord, audit_events), (ShareRecord, shares)])
 def test_record_fields_follow_the_table_columns(record: type, table: object) -> None:
     assert [f.name for f in dataclasses.fields(record)] == [c.name for c in table.columns]  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ DEFAULT_LANGUAGE = "fr"
 
 # class → (code, status); the most specific class first is not needed: status_for walks the MRO.
 CODES: dict[type[e.CartableError], str] = {
-    e.NotFound: "not_found", e.NotVisible: "not_found", e.InvalidName: "invalid_name",
+    e.NotFound: "not_found", e.NotVisible: "not_found", e.LinkExpired: "link_expired", e.InvalidName: "invalid_name",
     e.InvalidInput: "invalid_input", e.Conflict: "conflict", e.AlreadyExists: "already_exists",
     e.PreconditionFailed: "precondition_failed", e.Gone: "gone", e.Forbidden: "forbidden",
     e.Unauthenticated: "unauthenticated", e.Throttled: "throttled", e.Locked: "locked",
@@ -29,13 +29,15 @@ CODES: dict[type[e.CartableError], str] = {
     e.StorageUnavailable: "unavailable", e.DataMissing: "internal",
 }
 STATUS: dict[type[e.CartableError], int] = {
-    e.NotFound: 404, e.InvalidName: 400, e.InvalidInput: 400, e.Conflict: 409, e.AlreadyExists: 409,
+    e.NotFound: 404, e.LinkExpired: 410, e.InvalidName: 400, e.InvalidInput: 400, e.Conflict: 409, e.AlreadyExists: 409,
     e.PreconditionFailed: 412, e.Gone: 410, e.Forbidden: 403, e.Unauthenticated: 401, e.Throttled: 429,
     e.Locked: 423, e.QuotaExceeded: 507, e.TooLarge: 413, e.ChecksumMismatch: 400, e.StorageUnavailable: 503,
     e.DataMissing: 500,
 }
 _MESSAGES: dict[str, dict[str, str]] = {
     "not_found": {"fr": "Élément introuvable.", "en": "Not found."},
+    "link_expired": {"fr": "Ce lien a expiré : demandez-en un nouveau à son propriétaire.",
+                     "en": "This link expired: ask its owner for a new one."},
     "invalid_name": {"fr": "Ce nom n'est pas accepté.", "en": "This name is not accepted."},
     "invalid_input": {"fr": "La requête contient une valeur non valide.", "en": "The request holds an invalid value."},
     "conflict": {"fr": "L'arborescence ne permet pas cette opération.", "en": "The tree does not allow this."},

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cartable.core import manifest, tree
+from cartable.core import manifest, permissions, tree
 from cartable.core.context import Core
 from cartable.core.errors import InvalidInput, NotFound
 from cartable.core.model import Principal
@@ -39,6 +39,7 @@ def plan(core: Core, principal: Principal, parts: Sequence[str],
     archive holds the folder itself and everything below it; with members (paths relative to
     the folder, already validated) it holds those and everything below them, named relative to
     the folder. NotFound for a missing folder or member; InvalidInput if parts is a file."""
+    permissions.require(principal, permissions.READ, f"downloading {display(parts)}")
     with core.db.read() as tx:
         folder = tree.resolve_from(tx, principal.root_id, parts)
         if not folder.is_dir:

@@ -54,6 +54,8 @@ EVENTS: frozenset[str] = frozenset({
     "app_password.created", "app_password.revoked",
     "user.created", "user.deleted", "user.updated",  # updated: display name, e-mail, password, enabled
     "group.created", "group.deleted", "group.updated", "group.member_added", "group.member_removed",
+    "share.created", "share.updated", "share.deleted",  # by the owner (core/shares.py)
+    "link.access",  # a download through a link (success), a wrong password (failure), expired or over limit (denied)
 })
 
 MAX_QUERY = 100_000

@@ -143,6 +143,8 @@ class Authenticator:
         self._argon2_slots = threading.BoundedSemaphore(ARGON2_AT_ONCE)
         # cache key -> [lock, users]: one verification per credential at a time (single flight)
         self._flights: dict[bytes, list] = {}  # type: ignore[type-arg]
+        # HMAC(subject, password hash, secret) → when a link password was verified (secret_holds)
+        self._secrets: dict[bytes, float] = {}
 
     # -- the two steps --------------------------------------------------------------------
 
@@ -253,6 +255,51 @@ class Authenticator:
         if found.delay:
             time.sleep(found.delay)
         return self.verify(cred, address, found)
+
+    # -- passwords of public links (core/shares.py) ------------------------------------
+
+    def secret_delay(self, subject: str, address: str) -> float:
+        """Seconds to wait before checking a secret that guards ``subject`` (a link:
+        ``"link:ID"``), throttled exactly as logins are: the (address, subject) counter and the
+        address's own (shared with logins). Throttled when either is at its cap."""
+        keys = self._subject_keys(subject, address)
+        with self.core.db.read(snapshot=False) as tx:
+            now = self.core.clock()
+            expiries = counters.expiries(tx, keys)
+        user_count, address_count = (self._count(expiries.get(k), now) for k in keys)
+        self._refuse_if_capped(user_count, address_count, expiries, keys, now)
+        scaled = address_count * self.policy.max_per_user / self.policy.max_per_address
+        return delay_for(max(user_count, scaled), self.policy.max_delay)
+
+    def secret_holds(self, subject: str, address: str, password_hash: str, secret: str) -> bool:
+        """Whether ``secret`` matches the argon2 ``password_hash`` guarding ``subject``. A
+        success is cached for ``ttl`` (keyed by the hash too: a new password drops it) and clears
+        the (address, subject) counter; a failure is counted (the caller records the audit event)."""
+        cache_key = hmac.new(self._key, f"{subject}\0{password_hash}\0{secret}".encode("utf-8", "surrogatepass"),
+                             hashlib.sha256).digest()
+        seen = self._secrets.get(cache_key)
+        if seen is not None and time.monotonic() - seen < self.ttl:
+            return True
+        keys = self._subject_keys(subject, address)
+        if not self._argon2(password_hash, secret):
+            now, cost = self.core.clock(), self.policy.failure_cost
+
+            def count(tx: Tx) -> None:
+                for key in keys:
+                    counters.add(tx, key, now, cost)
+
+            self.core.db.transact(count)
+            return False
+        self.core.db.transact(lambda tx: counters.delete(tx, keys[0]))
+        with self._lock:
+            if len(self._secrets) >= _CACHE_MAX:
+                self._secrets.clear()
+            self._secrets[cache_key] = time.monotonic()
+        return True
+
+    def _subject_keys(self, subject: str, address: str) -> tuple[bytes, bytes]:
+        where = _address_key(address)
+        return _digest("secret", where, subject), _digest("address", where)
 
     # -- Login Flow v2 starts ------------------------------------------------------------
 

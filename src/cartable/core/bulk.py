@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from cartable.core import permissions
 from cartable.core.checksums import new_hasher, parse_checksum
 from cartable.core.context import Core
 from cartable.core.errors import CartableError, ChecksumMismatch
@@ -91,6 +92,7 @@ class BulkWriter:
     request feeds it, in order."""
 
     def __init__(self, core: Core, op: Op, *, batch_files: int = 64, batch_bytes: int = 8 * 1024 * 1024) -> None:
+        permissions.require_account(op.principal, "bulk upload")
         self.core, self.op = core, op
         self.batch_files, self.batch_bytes = batch_files, batch_bytes
         self._items: list[_Item] = []

@@ -3,7 +3,8 @@
 
 CartableError
  ├── NotFound             the path or id names nothing (or nothing the caller may see)
- │    └── NotVisible      an account or object the caller may not see, whether it exists or not
+ │    ├── NotVisible      an account or object the caller may not see, whether it exists or not
+ │    └── LinkExpired     a public link past its expiry date (410 in the link adapters)
  ├── InvalidName          a name or path is unacceptable (NUL, '..', too long, bad UTF-8)
  ├── InvalidInput         a request value is malformed (depth, timeout, checksum syntax)
  ├── Conflict             the tree is not in a state that allows it (missing parent, file as parent)
@@ -26,8 +27,8 @@ CartableError
 
 from __future__ import annotations
 
-__all__ = ["CartableError", "NotFound", "NotVisible", "InvalidName", "InvalidInput", "Conflict", "AlreadyExists",
-           "PreconditionFailed", "Gone", "Forbidden", "Unauthenticated", "Throttled", "Locked",
+__all__ = ["CartableError", "NotFound", "NotVisible", "LinkExpired", "InvalidName", "InvalidInput", "Conflict",
+           "AlreadyExists", "PreconditionFailed", "Gone", "Forbidden", "Unauthenticated", "Throttled", "Locked",
            "QuotaExceeded", "TooLarge", "ChecksumMismatch", "StorageUnavailable", "DataMissing"]
 
 
@@ -40,6 +41,10 @@ class NotFound(CartableError):
 
 
 class NotVisible(NotFound):
+    pass
+
+
+class LinkExpired(NotFound):
     pass
 
 

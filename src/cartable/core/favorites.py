@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cartable.core import tree
+from cartable.core import permissions, tree
 from cartable.core.context import Core
 from cartable.core.model import Node, Principal
 from cartable.core.tree import Op
@@ -24,6 +24,7 @@ __all__ = ["set_favorite", "favorite_ids", "under"]
 @unit_of_work
 def set_favorite(core: Core, op: Op, parts: Sequence[str], on: bool) -> Node:
     """Mark (on) or unmark the node at parts as a favorite of the caller; idempotent."""
+    permissions.require_account(op.principal, "marking favorites")
     now = core.clock()
     with core.db.write() as tx:
         node = tree.resolve_from(tx, op.principal.root_id, parts)
@@ -36,7 +37,10 @@ def set_favorite(core: Core, op: Op, parts: Sequence[str], on: bool) -> Node:
 
 
 def favorite_ids(core: Core, principal: Principal) -> set[int]:
-    """Every favorite of the caller (a handful: read once per listing, not per entry)."""
+    """Every favorite of the caller (a handful: read once per listing, not per entry); none
+    through a link (the owner's favorites are the owner's business)."""
+    if principal.link_id is not None:
+        return set()
     with core.db.read() as tx:
         return set(favorites_repo.node_ids(tx, principal.user_id))
 
@@ -45,6 +49,7 @@ def under(core: Core, principal: Principal, parts: Sequence[str], *, limit: int 
           offset: int = 0) -> list[tuple[Node, tuple[str, ...]]]:
     """The caller's favorites below the folder at parts (not the folder itself), oldest favorite
     first, with their paths from the caller's root; one page of them. One snapshot."""
+    permissions.require_account(principal, "listing favorites")
     with core.db.read() as tx:
         folder = tree.resolve_from(tx, principal.root_id, parts)
         ids = favorites_repo.node_ids(tx, principal.user_id)

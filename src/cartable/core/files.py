@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from cartable.common.hashing import new_etag
-from cartable.core import manifest, reads, retention, trash, tree
+from cartable.core import manifest, permissions, reads, retention, trash, tree
 from cartable.core.checksums import new_hasher
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, Conflict, Forbidden, PreconditionFailed
@@ -29,6 +29,7 @@ from cartable.store.meta import content, journal
 from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta import props as props_repo
+from cartable.store.meta import shares as shares_repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import SpaceRecord
@@ -41,12 +42,14 @@ _NO_PRECONDITIONS = Preconditions()
 
 def stat(core: Core, principal: Principal, parts: Sequence[str]) -> Node:
     # The poll's lookup: on the raw driver (store/meta/raw.py).
+    permissions.require(principal, permissions.READ, f"reading {display(parts)}")
     with core.db.fast_read() as tx:
         return tree.resolve_from(tx, principal.root_id, parts)
 
 
 def listing(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node, list[Node]]:
     """The node and, for a folder, its children (sorted by name), from one snapshot."""
+    permissions.require(principal, permissions.READ, f"listing {display(parts)}")
     with core.db.fast_read() as tx:
         node = tree.resolve_from(tx, principal.root_id, parts)
         return node, (nodes_repo.children(tx, node.id) if node.is_dir else [])
@@ -60,12 +63,13 @@ def usage(core: Core, principal: Principal) -> Usage:
 
 @unit_of_work
 def mkdir(core: Core, op: Op, parts: Sequence[str], pre: Preconditions = _NO_PRECONDITIONS) -> Node:
+    permissions.require(op.principal, permissions.CREATE, f"creating the folder {display(parts)}")
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
-        parent = tree.resolve_parent(tx, space, parts)
+        parent = tree.resolve_parent(tx, op.principal.root_id, parts)
         existing = nodes_repo.child(tx, parent.id, parts[-1])
-        pre.check(tx, space, existing, display(parts), now)
+        pre.check(tx, op.principal.root_id, existing, display(parts), now)
         if existing is not None:
             raise AlreadyExists(f"{display(parts)} already exists")
         check_new(core.names, parts)
@@ -101,6 +105,7 @@ def detach_subtree(tx: Tx, top: Node) -> tuple[list[Node], Counter[bytes]]:
     content.delete_versions(tx, [v.id for v in vers])
     props_repo.delete_for(tx, ids)
     locks_repo.delete_for(tx, ids)
+    shares_repo.delete_for_nodes(tx, ids)
     nodes_repo.delete_many(tx, list(reversed(ids)))
     return below, held
 
@@ -115,13 +120,14 @@ def _check_subtree_locks(tx: Tx, op: Op, parts: Sequence[str], node: Node, ances
 
 @unit_of_work
 def delete(core: Core, op: Op, parts: Sequence[str], pre: Preconditions = _NO_PRECONDITIONS) -> None:
+    permissions.require(op.principal, permissions.DELETE, f"deleting {display(parts)}")
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
         if not parts:
             raise Forbidden("the root folder cannot be deleted")
-        node = tree.resolve(tx, space, parts)
-        pre.check(tx, space, node, display(parts), now)
+        node = tree.resolve(tx, op.principal.root_id, parts)
+        pre.check(tx, op.principal.root_id, node, display(parts), now)
         ancestors = nodes_repo.ancestor_ids(tx, node.id)
         _check_subtree_locks(tx, op, parts, node, ancestors, now)
         trash.detach(tx, op, space, node, parts, now)
@@ -136,7 +142,7 @@ def _is_inside(tx: Tx, node: Node, maybe_ancestor: Node) -> bool:
 def _prepare_target(core: Core, tx: Tx, op: Op, space: SpaceRecord, src: Node, dst: Sequence[str],
                     overwrite: bool, now: float) -> tuple[Node, Node | None, list[int]]:
     """Check the destination; returns (parent, existing node or None, parent's ancestors)."""
-    parent = tree.resolve_parent(tx, space, dst)
+    parent = tree.resolve_parent(tx, op.principal.root_id, dst)
     if _is_inside(tx, parent, src) and src.is_dir:
         raise Forbidden(f"cannot put {src.name!r} inside itself ({display(dst)})")
     existing = nodes_repo.child(tx, parent.id, dst[-1])
@@ -148,6 +154,7 @@ def _prepare_target(core: Core, tx: Tx, op: Op, space: SpaceRecord, src: Node, d
     if existing is not None and existing.is_dir and _is_inside(tx, src, existing):
         raise Forbidden(f"{display(dst)} holds {src.name!r}; it cannot be replaced by it")
     if existing is not None:
+        permissions.require(op.principal, permissions.UPDATE | permissions.DELETE, f"replacing {display(dst)}")
         _check_subtree_locks(tx, op, dst, existing, ancestors, now)
     else:
         check_new(core.names, dst)
@@ -159,14 +166,17 @@ def _prepare_target(core: Core, tx: Tx, op: Op, space: SpaceRecord, src: Node, d
 def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True,
          mtime: float | None = None, pre: Preconditions = _NO_PRECONDITIONS) -> bool:
     """Rename or move; the moved node keeps its id and etag (and takes mtime if given: rclone
-    sends X-OC-Mtime on MOVE). ``pre`` is about the source. Returns True if dst was created."""
+    sends X-OC-Mtime on MOVE). ``pre`` is about the source. Returns True if dst was created.
+    Needs DELETE (the source goes) and CREATE (the destination comes); replacing a destination
+    needs UPDATE and DELETE too."""
+    permissions.require(op.principal, permissions.DELETE | permissions.CREATE, f"moving {display(src)}")
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
         if not src or not dst:
             raise Forbidden("the root folder cannot be moved or replaced")
-        node = tree.resolve(tx, space, src)
-        pre.check(tx, space, node, display(src), now)
+        node = tree.resolve(tx, op.principal.root_id, src)
+        pre.check(tx, op.principal.root_id, node, display(src), now)
         src_anc = nodes_repo.ancestor_ids(tx, node.id)
         _check_subtree_locks(tx, op, src, node, src_anc, now)
         parent, existing, dst_anc = _prepare_target(core, tx, op, space, node, dst, overwrite, now)
@@ -195,14 +205,15 @@ def move(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrit
 def copy(core: Core, op: Op, src: Sequence[str], dst: Sequence[str], *, overwrite: bool = True,
          depth_infinity: bool = True, pre: Preconditions = _NO_PRECONDITIONS) -> bool:
     """Copy a file or folder (with Depth 0, a folder without its members). New ids, new etags.
-    ``pre`` is about the source."""
+    ``pre`` is about the source. Needs READ (of the source) and CREATE."""
+    permissions.require(op.principal, permissions.READ | permissions.CREATE, f"copying {display(src)}")
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
         if not dst:
             raise Forbidden("the root folder cannot be replaced")
-        node = tree.resolve(tx, space, src)
-        pre.check(tx, space, node, display(src), now)
+        node = tree.resolve(tx, op.principal.root_id, src)
+        pre.check(tx, op.principal.root_id, node, display(src), now)
         parent, existing, dst_anc = _prepare_target(core, tx, op, space, node, dst, overwrite, now)
         if existing is not None and existing.id == node.id:
             raise Forbidden(f"cannot copy {display(src)} onto itself")
@@ -266,15 +277,16 @@ def recalculate_checksum(core: Core, op: Op, parts: Sequence[str], algo: str,
                          pre: Preconditions = _NO_PRECONDITIONS) -> str:
     """Hash the file's current content with algo (SHA1, MD5, SHA256, ADLER32), store it as the
     file's checksum and return 'ALGO:hex'. The etag is unchanged: the content is."""
+    permissions.require(op.principal, permissions.READ | permissions.UPDATE, f"changing {display(parts)}")
     content = reads.open_content(core, op.principal, parts)
     hasher = new_hasher(algo)
     for piece in content.iter_range():
         hasher.update(piece)
     value = f"{algo.upper()}:{hasher.hexdigest()}"
     with core.db.write() as tx:
-        space = tree.space_of(tx, op.principal, for_update=True)
-        node = tree.resolve(tx, space, parts)
-        pre.check(tx, space, node, display(parts), core.clock())
+        tree.space_of(tx, op.principal, for_update=True)
+        node = tree.resolve(tx, op.principal.root_id, parts)
+        pre.check(tx, op.principal.root_id, node, display(parts), core.clock())
         if node.etag != content.node.etag:
             raise Conflict(f"{display(parts)} changed while its checksum was computed; retry")
         nodes_repo.update_node(tx, node.id, checksums=value)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 
 from cartable.common.hashing import new_etag
-from cartable.core import tree
+from cartable.core import permissions, tree
 from cartable.core.context import Core
 from cartable.core.errors import Conflict, Locked, NotFound, PreconditionFailed
 from cartable.core.model import Lock, Node
@@ -36,21 +36,24 @@ def clamp_timeout(core: Core, requested: int | None) -> int:
 def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite: bool,
          owner_xml: str, timeout: int | None, pre: Preconditions | None = None) -> tuple[Lock, bool]:
     """Take a new lock; returns (lock, created) where created says an empty file was made."""
+    permissions.require(op.principal, permissions.READ, f"locking {display(parts)}")
     now = core.clock()
     seconds = clamp_timeout(core, timeout)
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
         created = False
         try:
-            found: Node | None = tree.resolve(tx, space, parts)
+            found: Node | None = tree.resolve(tx, op.principal.root_id, parts)
         except NotFound:
             found = None
         if pre is not None:
-            pre.check(tx, space, found, display(parts), now)
+            pre.check(tx, op.principal.root_id, found, display(parts), now)
+        permissions.require(op.principal, permissions.UPDATE if found is not None else permissions.CREATE,
+                            f"locking {display(parts)}")
         if found is not None:
             node = found
         else:
-            parent = tree.resolve_parent(tx, space, parts)
+            parent = tree.resolve_parent(tx, op.principal.root_id, parts)
             check_new(core.names, parts)
             anc = [parent.id, *nodes_repo.ancestor_ids(tx, parent.id)]
             tree.check_locks(tx, op, display(parts[:-1]), tree.covering_locks(tx, parent.id, anc[1:], now))
@@ -82,13 +85,14 @@ def lock(core: Core, op: Op, parts: Sequence[str], *, exclusive: bool, infinite:
 def refresh(core: Core, op: Op, parts: Sequence[str], timeout: int | None,
             pre: Preconditions | None = None) -> Lock:
     """Refresh the lock whose token the request submitted and that applies to the path."""
+    permissions.require(op.principal, permissions.READ, f"locking {display(parts)}")
     now = core.clock()
     seconds = clamp_timeout(core, timeout)
     with core.db.write() as tx:
-        space = tree.space_of(tx, op.principal, for_update=True)
-        node = tree.resolve(tx, space, parts)
+        tree.space_of(tx, op.principal, for_update=True)
+        node = tree.resolve(tx, op.principal.root_id, parts)
         if pre is not None:
-            pre.check(tx, space, node, display(parts), now)
+            pre.check(tx, op.principal.root_id, node, display(parts), now)
         applying = tree.covering_locks(tx, node.id, nodes_repo.ancestor_ids(tx, node.id), now)
         for lk in applying:
             if lk.token in op.lock_tokens:
@@ -100,9 +104,11 @@ def refresh(core: Core, op: Op, parts: Sequence[str], timeout: int | None,
 
 @unit_of_work
 def unlock(core: Core, op: Op, parts: Sequence[str], token: str) -> None:
+    permissions.require(op.principal, permissions.READ, f"unlocking {display(parts)}")  # else it tells what exists
     now = core.clock()
     with core.db.write() as tx:
-        node = tree.resolve(tx, tree.space_of(tx, op.principal, for_update=True), parts)
+        tree.space_of(tx, op.principal, for_update=True)
+        node = tree.resolve(tx, op.principal.root_id, parts)
         applying = tree.covering_locks(tx, node.id, nodes_repo.ancestor_ids(tx, node.id), now)
         for lk in applying:
             if lk.token == token:

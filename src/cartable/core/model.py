@@ -22,8 +22,10 @@ class Principal:
     display_name: str
     is_admin: bool
     space_id: int
-    root_id: int
+    root_id: int  # where its paths resolve from: the space's root, or the node a link shares
     app_password_id: int | None = None
+    permissions: int = 31  # core/permissions.py: every bit for an account on its own space
+    link_id: int | None = None  # the share it came through (a public link), or None
 
 
 @dataclass(frozen=True, slots=True)

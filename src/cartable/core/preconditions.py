@@ -18,7 +18,6 @@ from cartable.core.errors import NotFound, PreconditionFailed
 from cartable.core.model import Node
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta.engine import Tx
-from cartable.store.meta.records import SpaceRecord
 
 __all__ = ["Preconditions", "Resolve", "IfPredicate"]
 
@@ -31,8 +30,8 @@ IfPredicate = Callable[[Resolve], bool]
 class _Resolver:
     """Resolves paths of one space inside one open transaction, each path once."""
 
-    def __init__(self, tx: Tx, space: SpaceRecord, now: float) -> None:
-        self.tx, self.space, self.now = tx, space, now
+    def __init__(self, tx: Tx, root_id: int, now: float) -> None:
+        self.tx, self.root_id, self.now = tx, root_id, now
         self._seen: dict[tuple[str, ...], tuple[Node | None, frozenset[str]]] = {}
 
     def __call__(self, parts: Sequence[str]) -> tuple[Node | None, frozenset[str]]:
@@ -43,14 +42,14 @@ class _Resolver:
 
     def _resolve(self, parts: tuple[str, ...]) -> tuple[Node | None, frozenset[str]]:
         try:
-            node = tree.resolve(self.tx, self.space, parts)
+            node = tree.resolve(self.tx, self.root_id, parts)
         except NotFound:
             node = None
         # A missing resource is governed by the locks of its folder (creating it needs them).
         holder = node
         if holder is None and parts:
             try:
-                holder = tree.resolve(self.tx, self.space, parts[:-1])
+                holder = tree.resolve(self.tx, self.root_id, parts[:-1])
             except NotFound:
                 holder = None
         if holder is None:
@@ -70,10 +69,11 @@ class Preconditions:
         self.if_none_match = if_none_match
         self.if_header = if_header
 
-    def check(self, tx: Tx, space: SpaceRecord, existing: Node | None, path: str, now: float) -> None:
+    def check(self, tx: Tx, root_id: int, existing: Node | None, path: str, now: float) -> None:
         """PreconditionFailed unless every precondition holds; ``existing`` is the target as this
-        transaction sees it (None: it does not exist), ``path`` names it in messages."""
-        if self.if_header is not None and not self.if_header(_Resolver(tx, space, now)):
+        transaction sees it (None: it does not exist), ``path`` names it in messages; paths in the
+        If header resolve from ``root_id`` (the principal's root)."""
+        if self.if_header is not None and not self.if_header(_Resolver(tx, root_id, now)):
             raise PreconditionFailed(f"{path}: no list of the If header matched the current state")
         if self.if_match is not None:
             if existing is None or ("*" not in self.if_match and existing.etag not in self.if_match):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cartable.core import tree
+from cartable.core import permissions, tree
 from cartable.core.context import Core
 from cartable.core.model import Node, Principal
 from cartable.core.preconditions import Preconditions
@@ -51,12 +51,13 @@ def patch(core: Core, op: Op, principal: Principal, parts: Sequence[str],
     No etag moves, neither the node's nor its folders': properties are not content, and Nextcloud
     (its custom-properties backend and oc:favorite alike) leaves etags alone on PROPPATCH too.
     Changing content or mtime is not a property change and goes through the write path."""
+    permissions.require(principal, permissions.UPDATE, f"changing the properties of {display(parts)}")
     now = core.clock()
     with core.db.write() as tx:
-        space = tree.space_of(tx, principal, for_update=True)
-        node = tree.resolve(tx, space, parts)
+        tree.space_of(tx, principal, for_update=True)
+        node = tree.resolve(tx, principal.root_id, parts)
         if pre is not None:
-            pre.check(tx, space, node, display(parts), now)
+            pre.check(tx, principal.root_id, node, display(parts), now)
         ancestors = nodes_repo.ancestor_ids(tx, node.id)
         tree.check_locks(tx, op, display(parts), tree.covering_locks(tx, node.id, ancestors, now))
         for ch in changes:

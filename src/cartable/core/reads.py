@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from cartable.core import manifest, tree
+from cartable.core import manifest, permissions, tree
 from cartable.core.context import Core
 from cartable.core.errors import Conflict, DataMissing, StorageUnavailable
 from cartable.core.model import ManifestEntry, Node, Principal
@@ -98,6 +98,7 @@ class Content:
 def lookup(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node, Content | None]:
     """The node and, for a file, its content, from one snapshot (the GET fast path: on the raw
     driver, store/meta/raw.py)."""
+    permissions.require(principal, permissions.READ, f"reading {display(parts)}")
     with core.db.fast_read() as tx:
         node = tree.resolve_from(tx, principal.root_id, parts)
         if node.is_dir:
@@ -107,6 +108,7 @@ def lookup(core: Core, principal: Principal, parts: Sequence[str]) -> tuple[Node
 
 
 def open_content(core: Core, principal: Principal, parts: Sequence[str]) -> Content:
+    permissions.require(principal, permissions.READ, f"reading {display(parts)}")
     with core.db.fast_read() as tx:
         node = tree.resolve_from(tx, principal.root_id, parts)
         if node.is_dir:

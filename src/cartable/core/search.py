@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cartable.core import tree
+from cartable.core import permissions, tree
 from cartable.core.context import Core
 from cartable.core.errors import InvalidInput
 from cartable.core.model import Node, Principal
@@ -40,6 +40,7 @@ def search(core: Core, principal: Principal, scope: Sequence[str], *, where: Con
     order, one page of at most limit (default DEFAULT_LIMIT, at most MAX_LIMIT), each with its
     path from the caller's root. InvalidInput for a scope that is a file, a bad page or too
     many conditions; NotFound for a scope that does not exist."""
+    permissions.require_account(principal, "searching")
     limit = DEFAULT_LIMIT if not limit else limit
     if limit < 0 or offset < 0:
         raise InvalidInput("search limit and offset must not be negative")

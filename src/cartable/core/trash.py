@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cartable.common.faults import hit
-from cartable.core import manifest, tree
+from cartable.core import manifest, permissions, tree
 from cartable.core.context import Core
 from cartable.core.errors import DataMissing, Forbidden, NotFound
 from cartable.core.model import Node, Principal
@@ -51,6 +51,7 @@ from cartable.store.meta import locks as locks_repo
 from cartable.store.meta import nodes as nodes_repo
 from cartable.store.meta import props as props_repo
 from cartable.store.meta import search as search_repo
+from cartable.store.meta import shares as shares_repo
 from cartable.store.meta import trash as trash_repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.records import SpaceRecord
@@ -125,6 +126,7 @@ def _node(tx: Tx, rec: TrashRecord) -> Node:
 
 def items(core: Core, principal: Principal) -> list[TrashItem]:
     """The caller's trash, most recently deleted first (one snapshot)."""
+    permissions.require_account(principal, "the trash")
     with core.db.read() as tx:
         space = tree.space_of(tx, principal)
         recs = trash_repo.of_space(tx, space.id)
@@ -138,6 +140,7 @@ def lookup(core: Core, principal: Principal, name: str,
            inside: Sequence[str] = ()) -> tuple[TrashItem, Node, list[Node]]:
     """A trashed item, the node at ``inside`` below it (the item itself when empty) and, for a
     folder, its children: browsing a trashed folder."""
+    permissions.require_account(principal, "the trash")
     with core.db.read() as tx:
         space = tree.space_of(tx, principal)
         rec = _record(tx, space, name)
@@ -148,6 +151,7 @@ def lookup(core: Core, principal: Principal, name: str,
 
 def open_file(core: Core, principal: Principal, name: str, inside: Sequence[str] = ()) -> Content:
     """The content of a trashed file (or of a file inside a trashed folder), to download."""
+    permissions.require_account(principal, "the trash")
     with core.db.read() as tx:
         space = tree.space_of(tx, principal)
         rec = _record(tx, space, name)
@@ -175,6 +179,7 @@ def _is_live_folder(tx: Tx, space: SpaceRecord, folder_id: int | None) -> Node |
 def restore(core: Core, op: Op, name: str, inside: Sequence[str] = ()) -> tuple[Node, tuple[str, ...]]:
     """Put a trashed item back (module doc), or only the part of it at ``inside`` (its folder is
     in the trash, so it goes to the root); returns the node and its path from the root."""
+    permissions.require_account(op.principal, "the trash")
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
@@ -222,6 +227,7 @@ def purge_item(tx: Tx, rec: TrashRecord, now: float) -> tuple[int, int]:
     content.delete_versions(tx, [v.id for v in vers])
     props_repo.delete_for(tx, ids)
     locks_repo.delete_for(tx, ids)
+    shares_repo.delete_for_nodes(tx, ids)  # a link on something gone for good goes with it
     nodes_repo.delete_many(tx, list(reversed(ids)))
     trash_repo.delete(tx, rec.id)
     trash_repo.add_bytes(tx, rec.space_id, trash_delta=-rec.size, versions_delta=-old_bytes)
@@ -231,6 +237,7 @@ def purge_item(tx: Tx, rec: TrashRecord, now: float) -> tuple[int, int]:
 
 def purge(core: Core, op: Op, name: str) -> None:
     """Delete one trashed item for good."""
+    permissions.require_account(op.principal, "the trash")
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)
@@ -240,6 +247,7 @@ def purge(core: Core, op: Op, name: str) -> None:
 def empty(core: Core, op: Op) -> int:
     """Delete everything in the caller's trash for good, one item per transaction (each purge is
     atomic; a crash midway leaves the rest in the trash). Returns how many items went."""
+    permissions.require_account(op.principal, "the trash")
     done = 0
     while True:
         now = core.clock()

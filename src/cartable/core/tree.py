@@ -54,9 +54,11 @@ def root_of(tx: Tx, space: SpaceRecord) -> Node:
     return root
 
 
-def resolve(tx: Tx, space: SpaceRecord, parts: Sequence[str]) -> Node:
-    """The node at parts (already validated names) in space; NotFound names the path."""
-    return resolve_from(tx, space.root_id, parts)
+def resolve(tx: Tx, root_id: int, parts: Sequence[str]) -> Node:
+    """The node at parts (already validated names) below the principal's root ``root_id``
+    (Principal.root_id: the space's root, or the node a link shares; never the space's root for
+    a scoped principal, so nothing above its root can be named); NotFound names the path."""
+    return resolve_from(tx, root_id, parts)
 
 
 def resolve_from(tx: Tx, root_id: int, parts: Sequence[str]) -> Node:
@@ -79,12 +81,12 @@ def resolve_from(tx: Tx, root_id: int, parts: Sequence[str]) -> Node:
     return node
 
 
-def resolve_parent(tx: Tx, space: SpaceRecord, parts: Sequence[str]) -> Node:
+def resolve_parent(tx: Tx, root_id: int, parts: Sequence[str]) -> Node:
     """The folder that would hold parts[-1]; Conflict (409) if it is missing or a file."""
     if not parts:
         raise Forbidden("the root folder cannot be created, replaced or removed")
     try:
-        parent = resolve(tx, space, parts[:-1])
+        parent = resolve(tx, root_id, parts[:-1])
     except NotFound:
         raise Conflict(f"the parent folder {display(parts[:-1])} does not exist") from None
     if not parent.is_dir:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cartable.common.paths import InvalidPath, normalize_name
-from cartable.core import manifest, tree
+from cartable.core import manifest, permissions, tree
 from cartable.core.checksums import new_hasher, parse_checksum
 from cartable.core.context import Core
 from cartable.core.errors import (
@@ -138,6 +138,7 @@ def begin(core: Core, principal: Principal, key: str, total_length: int | None =
           destination: str | None = None, *, dst_parts: Sequence[str] | None = None) -> None:
     """Create the staging collection. AlreadyExists if it exists; QuotaExceeded when total_length
     does not fit in the free space (plus the size of the file at dst_parts, which it would replace)."""
+    permissions.require_account(principal, "chunked upload")
     key = _valid("id", key)
     if total_length is not None and total_length < 0:
         raise InvalidInput("OC-Total-Length must be zero or more bytes")
@@ -150,7 +151,7 @@ def begin(core: Core, principal: Principal, key: str, total_length: int | None =
             room = quota_of(core, space) - tree.root_of(tx, space).size
             if dst_parts:
                 try:
-                    old = tree.resolve(tx, space, dst_parts)
+                    old = tree.resolve(tx, principal.root_id, dst_parts)
                     room += 0 if old.is_dir else old.size
                 except NotFound:
                     pass
@@ -226,6 +227,7 @@ class PartWriter:
 def put_part(core: Core, principal: Principal, key: str, name: str, stream: Iterable[bytes], *,
              length: int | None = None) -> PartInfo:
     """Store one part from an iterable of byte pieces (see PartWriter)."""
+    permissions.require_account(principal, "chunked upload")
     w = PartWriter(core, principal, key, name, length=length)
     try:
         for piece in stream:
@@ -238,6 +240,7 @@ def put_part(core: Core, principal: Principal, key: str, name: str, stream: Iter
 
 def list_parts(core: Core, principal: Principal, key: str) -> UploadInfo:
     """The upload and its parts, sorted by name (for PROPFIND: resuming clients)."""
+    permissions.require_account(principal, "chunked upload")
     with core.db.read() as tx:
         up = _get(tx, principal, _valid("id", key))
         parts = repo.list_parts(tx, up.id)
@@ -248,6 +251,7 @@ def list_parts(core: Core, principal: Principal, key: str) -> UploadInfo:
 @unit_of_work
 def abort(core: Core, principal: Principal, key: str) -> None:
     """Delete the upload and release its parts' chunk references."""
+    permissions.require_account(principal, "chunked upload")
     with core.db.write() as tx:
         up = _get(tx, principal, _valid("id", key), for_update=True)
         _release(tx, up.id, core.clock())
@@ -340,6 +344,7 @@ def assemble(core: Core, op: Op, key: str, dst_parts: Sequence[str], *, total_le
     InvalidInput when the parts' total differs from total_length (or the length declared when
     the upload began); ChecksumMismatch when checksum ('ALGO:hex') does not match; then, and on
     any other error, nothing is visible and the upload stays as it was."""
+    permissions.require_account(op.principal, "chunked upload")
     key, dst = _valid("id", key), tuple(dst_parts)
     expected = parse_checksum(checksum)
     pre = preconditions or Preconditions()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 from cartable.common.faults import hit
 from cartable.common.hashing import new_etag
-from cartable.core import manifest, tree
+from cartable.core import manifest, permissions, tree
 from cartable.core.context import Core
 from cartable.core.errors import DataMissing, NotFound
 from cartable.core.model import Node, Principal
@@ -153,6 +153,7 @@ def _named(infos: Sequence[VersionInfo]) -> list[VersionInfo]:
 
 def listing(core: Core, principal: Principal, file_id: int) -> tuple[Node, list[VersionInfo]]:
     """The file and its old versions, newest first, named (one snapshot)."""
+    permissions.require_account(principal, "versions")
     with core.db.read() as tx:
         node = _live_file(tx, principal, file_id)
         return node, _named([_info(v) for v in history.old_of_node(tx, node.id)])
@@ -160,6 +161,7 @@ def listing(core: Core, principal: Principal, file_id: int) -> tuple[Node, list[
 
 def version_id(core: Core, principal: Principal, file_id: int, name: str) -> int:
     """The id of the file's old version with that name (see ``_named``); NotFound otherwise."""
+    permissions.require_account(principal, "versions")
     _node, infos = listing(core, principal, file_id)
     for info in infos:
         if info.name == name:
@@ -176,6 +178,7 @@ def _old_version(tx: Tx, node: Node, version_id: int) -> VersionRecord:
 
 def open_version(core: Core, principal: Principal, file_id: int, version_id: int) -> tuple[Node, VersionInfo, Content]:
     """An old version's content, to download."""
+    permissions.require_account(principal, "versions")
     with core.db.read() as tx:
         node = _live_file(tx, principal, file_id)
         v = _old_version(tx, node, version_id)
@@ -186,6 +189,7 @@ def restore(core: Core, op: Op, file_id: int, version_id: int) -> Node:
     """Make the old version current and the current content an old version, in one transaction:
     quota (the file's size changes), etag and size to the ancestors, one "modify" journal
     entry. The file's mtime becomes now (it changed); its checksum is forgotten (unknown)."""
+    permissions.require_account(op.principal, "versions")
     from cartable.core import retention  # retention imports this module
 
     now = core.clock()
@@ -215,6 +219,7 @@ def restore(core: Core, op: Op, file_id: int, version_id: int) -> Node:
 
 def delete(core: Core, op: Op, file_id: int, version_id: int) -> None:
     """Delete one old version (its chunks go to the GC if nothing else references them)."""
+    permissions.require_account(op.principal, "versions")
     now = core.clock()
     with core.db.write() as tx:
         space = tree.space_of(tx, op.principal, for_update=True)

@@ -37,7 +37,7 @@ from typing import Any
 from cartable.common.chunking import StreamChunker
 from cartable.common.faults import hit
 from cartable.common.hashing import chunk_digest, new_etag
-from cartable.core import manifest, retention, tree, versions
+from cartable.core import manifest, permissions, retention, tree, versions
 from cartable.core.checksums import new_hasher, parse_checksum
 from cartable.core.context import Core
 from cartable.core.errors import (
@@ -64,7 +64,7 @@ from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict, TransientConflict
 
 __all__ = ["Upload", "room_for", "ContentWriter", "Written", "PendingVersion", "commit_versions",
-           "commit_version", "Stage"]
+           "commit_version", "Stage", "check_write", "free_name"]
 
 # A step of a commit (see commit_version): runs inside its transaction, returns references to release.
 Stage = Callable[[Tx, float], Counter[bytes]]
@@ -263,6 +263,29 @@ class Upload:
                               content_type=self.content_type, checksums=checksums, pre=self.pre)
 
 
+def check_write(principal: Principal, existing: Node | None, parts: Sequence[str]) -> None:
+    """Forbidden unless the principal may write a file at parts: UPDATE to replace ``existing``,
+    CREATE to make a new one (core/permissions.py)."""
+    if existing is not None:
+        permissions.require(principal, permissions.UPDATE, f"overwriting {display(parts)}")
+    else:
+        permissions.require(principal, permissions.CREATE, f"creating {display(parts)}")
+
+
+def free_name(tx: Tx, parent_id: int, name: str) -> str:
+    """``name`` if free under parent_id, else the first free "stem (n).ext", n from 2 (as
+    Nextcloud names a file dropped onto a taken name)."""
+    stem, ext = name, ""
+    if "." in name.lstrip("."):
+        dot = name.rindex(".")
+        stem, ext = name[:dot], name[dot:]
+    candidate, n = name, 1
+    while nodes_repo.child(tx, parent_id, candidate) is not None:
+        n += 1
+        candidate = f"{stem} ({n}){ext}"
+    return candidate
+
+
 def room_for(core: Core, principal: Principal, parts: Sequence[str], pre: Preconditions) -> int:
     """Early checks of a file write, before its bytes are read (the commit checks all again):
     the parent exists, the preconditions hold, the target is not a folder, a new file's name is
@@ -270,9 +293,12 @@ def room_for(core: Core, principal: Principal, parts: Sequence[str], pre: Precon
     size counts as free)."""
     with core.db.read() as tx:
         space = tree.space_of(tx, principal)
-        parent = tree.resolve_parent(tx, space, parts)
+        parent = tree.resolve_parent(tx, principal.root_id, parts)
         existing = nodes_repo.child(tx, parent.id, parts[-1])
-        pre.check(tx, space, existing, display(parts), core.clock())
+        if existing is not None and not existing.is_dir and permissions.is_drop(principal):
+            existing = None  # a drop never learns the name is taken: its file gets a free name
+        pre.check(tx, principal.root_id, existing, display(parts), core.clock())
+        check_write(principal, existing, parts)
         if existing is not None and existing.is_dir:
             raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
         if existing is None:
@@ -327,7 +353,8 @@ def _file_exists(core: Core, op: Op, parts: tuple[str, ...]) -> bool:
     """Whether a file is at ``parts`` now (a hint for the lock commit_version takes, no more)."""
     with core.db.read() as tx:
         try:
-            return not tree.resolve(tx, tree.space_of(tx, op.principal), parts).is_dir
+            tree.space_of(tx, op.principal)
+            return not tree.resolve(tx, op.principal.root_id, parts).is_dir
         except NotFound:
             return False
 
@@ -398,7 +425,7 @@ class _Batch:
         key = parts[:-1]
         found = self._parents.get(key)
         if found is None:
-            parent = tree.resolve_parent(self.tx, self.space, parts)
+            parent = tree.resolve_parent(self.tx, self.op.principal.root_id, parts)
             found = (parent, [parent.id, *nodes_repo.ancestor_ids(self.tx, parent.id)])
             self._parents[key] = found
         return found
@@ -409,7 +436,12 @@ class _Batch:
         mtime = item.mtime if item.mtime is not None else now
         parent, ancestors = self._parent(parts)
         existing = nodes_repo.child(tx, parent.id, parts[-1], for_update=self.shared)
-        item.pre.check(tx, self.space, existing, display(parts), now)
+        if existing is not None and permissions.is_drop(op.principal):
+            # An upload-only link never replaces nor reveals what is there: a free name instead.
+            parts = (*parts[:-1], free_name(tx, parent.id, parts[-1]))
+            existing = None
+        item.pre.check(tx, op.principal.root_id, existing, display(parts), now)
+        check_write(op.principal, existing, parts)
         if existing is not None and existing.is_dir:
             raise Conflict(f"{display(parts)} is a folder; a file cannot replace it")
         if existing is None:

@@ -22,6 +22,7 @@ log = logging.getLogger("cartable.dav")
 STATUS: ErrorMap = {
     e.NotFound: 404,
     e.NotVisible: 404,
+    e.LinkExpired: 410,
     e.InvalidName: 400,
     e.InvalidInput: 400,
     e.Conflict: 409,

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: EUPL-1.2
-"""The Nextcloud/ownCloud dialect: status.php, OCS, oc:/nc: properties, chunked uploads, the
-login flow, the trashbin and versions collections, so that unmodified Nextcloud clients work.
+"""The Nextcloud/ownCloud dialect: status.php, OCS (with the share API), oc:/nc: properties, chunked
+uploads, the login flow, the trashbin and versions collections, public links (/public.php, /s/),
+so that unmodified Nextcloud clients work.
 May import dav (to extend it)."""
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from cartable.nextcloud.bulk import BULK_PATH, BulkApp
 from cartable.nextcloud.dav_root import DAV_ROOT, DavRootApp
 from cartable.nextcloud.login_flow import LOGIN_PREFIX, LoginFlowApp
 from cartable.nextcloud.ocs import OcsApp
+from cartable.nextcloud.public_dav import PUBLIC_FILES_PREFIX, PUBLIC_LEGACY_PREFIX, PublicDavApp
+from cartable.nextcloud.public_download import SHARE_PREFIX, LinkDownloadApp
 from cartable.nextcloud.status import status_app
 from cartable.nextcloud.trashbin import TRASHBIN_PREFIX, TrashbinApp
 from cartable.nextcloud.uploads import UPLOADS_PREFIX, UploadsApp
@@ -49,6 +52,9 @@ def build(core: Core, auth: Authenticator, dav: DavApp, *, bulk_upload: str = "a
         (TRASHBIN_PREFIX, TrashbinApp(core, auth, instance, dav.config)),
         (VERSIONS_PREFIX, VersionsApp(core, auth, dav.config)),
     ]
+    public = PublicDavApp(core, auth, dav)  # after props.install: it speaks the same properties
+    routes += [(PUBLIC_FILES_PREFIX, public), (PUBLIC_LEGACY_PREFIX + "/", public), (PUBLIC_LEGACY_PREFIX, public),
+               (SHARE_PREFIX, LinkDownloadApp(core, auth))]
     if bulk_upload != "false":
         routes.append((BULK_PATH, BulkApp(core, auth, instance)))
     routes.append((DAV_ROOT, DavRootApp(core, auth, dav)))

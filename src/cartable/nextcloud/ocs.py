@@ -32,7 +32,7 @@ from cartable.core.model import Principal
 from cartable.dav.context import run
 from cartable.http.basic import authenticate, client_address
 from cartable.http.errormap import status_for
-from cartable.nextcloud import provisioning, sharees
+from cartable.nextcloud import provisioning, sharees, shares_api
 from cartable.nextcloud.errors import STATUS
 from cartable.nextcloud.names import filename_capabilities
 from cartable.nextcloud.ocs_envelope import (
@@ -50,7 +50,8 @@ __all__ = ["OcsApp", "capabilities", "ocs_response", "JSON_TYPE", "XML_TYPE_V1",
 
 def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -> dict[str, Any]:
     """Only what cartable really does: the trash (undelete) and versions (with deletion, without
-    labels), no sharing yet. Bulk upload when the server offers it (setting bulk_upload)."""
+    labels), public links (no user or group shares yet, no resharing, no share by mail). Bulk
+    upload when the server offers it (setting bulk_upload)."""
     dav: dict[str, Any] = {"chunking": "1.0", "chunkingParallelUploadDisabled": False}
     if bulk_upload:
         dav["bulkupload"] = "1.0"
@@ -63,6 +64,18 @@ def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -
         "files": {"bigfilechunking": True, **filename_capabilities(names), "undelete": True,
                   "versioning": True, "version_labeling": False, "version_deletion": True, "comments": False},
         "uploadConflictFiles": True,
+        "files_sharing": {
+            "api_enabled": True, "resharing": False, "group_sharing": False, "default_permissions": 1,
+            "sharee": {"query_lookup_default": False, "always_show_unique": True},
+            "user": {"send_mail": False, "expire_date": {"enabled": False}},
+            "group": {"enabled": False, "expire_date": {"enabled": False}},
+            "federation": {"outgoing": False, "incoming": False, "expire_date": {"enabled": False},
+                           "expire_date_supported": {"enabled": False}},
+            "public": {"enabled": True, "password": {"enforced": False, "askForOptionalPassword": False},
+                       # enabled would mean a default expiry; any link may still be given one
+                       "expire_date": {"enabled": False, "enforced": False},
+                       "multiple_links": True, "send_mail": False, "upload": True, "upload_files_drop": True},
+        },
     }
 
 
@@ -98,7 +111,7 @@ class OcsApp:
         self.core, self.auth, self.bulk_upload = core, auth, bulk_upload
         # (method, path after /ocs/vN.php) → (needs a login, handler)
         self.endpoints: dict[tuple[str, str], tuple[bool, Endpoint]] = {
-            **provisioning.endpoints(core), **sharees.endpoints(core),
+            **provisioning.endpoints(core), **sharees.endpoints(core), **shares_api.endpoints(core),
             ("GET", "/cloud/capabilities"): (False, self.get_capabilities),
             ("GET", "/cloud/config"): (False, self.get_config),
             ("GET", "/cloud/user"): (True, self.get_user),
@@ -109,7 +122,7 @@ class OcsApp:
         # (method, prefix) → (needs a login, parse the rest of the path (None: no match), handler)
         self.prefixed: dict[tuple[str, str], tuple[bool, Callable[[str], Any], ArgEndpoint]] = {
             ("DELETE", "/apps/cartable/api/v1/apppasswords/"): (True, _number, self.revoke_apppassword),
-            **provisioning.prefixed(core),
+            **provisioning.prefixed(core), **shares_api.prefixed(core),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

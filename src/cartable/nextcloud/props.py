@@ -32,9 +32,16 @@ def oc_id(node_id: int, instance: str) -> str:
     return f"{node_id:08d}{instance}"
 
 
-def permissions(node: Node) -> str:
-    # Everything in a user's own space is theirs to change; shares will narrow this.
-    return FOLDER_PERMISSIONS if node.is_dir else FILE_PERMISSIONS
+def permissions(node: Node, mask: int = 31) -> str:
+    """oc:permissions for a node reached with core's permission mask (Principal.permissions):
+    everything in a user's own space is theirs to change; a link narrows it (G read, W update,
+    C/K create, D delete, N/V rename/move: delete and create)."""
+    full = FOLDER_PERMISSIONS if node.is_dir else FILE_PERMISSIONS
+    if mask & 31 == 31:
+        return full
+    allowed = {"G": mask & 1, "W": mask & 2, "C": mask & 4, "K": mask & 4, "D": mask & 8,
+               "N": mask & 12 == 12, "V": mask & 12 == 12}
+    return "".join(c for c in full if allowed[c])
 
 
 def _checksums(node: Node) -> str | None:
@@ -76,7 +83,7 @@ def _register_props(dialect: Dialect, instance: str, core: Core) -> None:
         LiveProp(OC, "favorite", _favorite(core), in_allprop=False),
         LiveProp(OC, "id", lambda _c, n: oc_id(n.id, instance)),
         LiveProp(OC, "fileid", lambda _c, n: str(n.id)),
-        LiveProp(OC, "permissions", lambda _c, n: permissions(n)),
+        LiveProp(OC, "permissions", lambda c, n: permissions(n, p.permissions if (p := _principal(c)) else 31)),
         LiveProp(OC, "size", lambda _c, n: str(n.size)),
         LiveProp(OC, "checksums", lambda _c, n: _checksums(n), in_allprop=False),
         LiveProp(OC, "share-types", lambda _c, _n: "", in_allprop=False),

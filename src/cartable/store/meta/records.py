@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["NodeRecord", "UserRecord", "SpaceRecord", "VersionRecord", "LockRecord",
-           "AppPasswordRecord", "ChangeRecord", "GroupRecord", "AuditRecord"]
+           "AppPasswordRecord", "ChangeRecord", "GroupRecord", "AuditRecord",
+           "ShareRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,4 +158,28 @@ class AuditRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> AuditRecord:
+        return cls(*row)  # fields in the table's column order (tests/store/test_records.py)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRecord:
+    id: int
+    node_id: int
+    space_id: int
+    owner_id: int
+    share_type: int
+    share_with: str | None
+    token: str | None
+    permissions: int
+    password_hash: str | None
+    expires_at: float | None
+    download_limit: int | None
+    download_count: int
+    label: str
+    note: str
+    hide_download: bool
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> ShareRecord:
         return cls(*row)  # fields in the table's column order (tests/store/test_records.py)

@@ -28,7 +28,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
     "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows", "favorites",
-    "login_counters", "leases", "groups", "memberships", "audit_events", "trash",
+    "login_counters", "leases", "groups", "memberships", "audit_events", "trash", "shares",
 ]
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
@@ -333,5 +333,31 @@ trash = Table(
     UniqueConstraint("space_id", "name", "deleted_at"),
     Index("ix_trash_space_id_deleted_at", "space_id", "deleted_at"),
     Index("ix_trash_deleted_at", "deleted_at"),
+    sqlite_autoincrement=True,
+)
+
+# Shares of a node (core/shares.py). Today only public links (share_type 3); the columns already
+# hold user (0) and group (1) shares, numbered as Nextcloud numbers them. ``space_id`` is the
+# owner's space (what a link's writes are charged to) and ``owner_id`` the user who made it.
+# ``token`` (links only) is unique; ``password_hash`` is argon2id. ``permissions`` is Nextcloud's
+# bitmask: read 1, update 2, create 4, delete 8, share 16. A share goes with its node's space.
+shares = Table(
+    "shares", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("node_id", ID, nullable=False, index=True),
+    Column("space_id", ID, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("owner_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("share_type", Integer, nullable=False),
+    Column("share_with", String(255), nullable=True),
+    Column("token", String(64), nullable=True, unique=True),
+    Column("permissions", Integer, nullable=False),
+    Column("password_hash", String(255), nullable=True),
+    Column("expires_at", Float, nullable=True),
+    Column("download_limit", Integer, nullable=True),
+    Column("download_count", Integer, nullable=False, server_default=text("0")),
+    Column("label", String(255), nullable=False, server_default=""),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("hide_download", Boolean, nullable=False, server_default=false()),
+    Column("created_at", Float, nullable=False),
     sqlite_autoincrement=True,
 )
