@@ -18,6 +18,11 @@ from tests.conftest import DAV, PASSWORD
 API = "/api/v1/changes"
 
 
+def ok(r, *codes: int):  # type: ignore[no-untyped-def]
+    assert r.status_code in (codes or (200, 201, 204)), (r.status_code, r.text)
+    return r
+
+
 def feed(client: TestClient, cursor: str, **params: object) -> dict:
     r = client.get(API, params={"cursor": cursor, **params})
     assert r.status_code == 200, r.text
@@ -25,15 +30,15 @@ def feed(client: TestClient, cursor: str, **params: object) -> dict:
 
 
 def test_a_new_client_starts_at_the_present_and_reads_what_follows(client: TestClient) -> None:
-    client.put(f"{DAV}/before.txt", content=b"old")
+    ok(client.put(f"{DAV}/before.txt", content=b"old"))
     start = client.get(API).json()
     assert start["changes"] == [] and start["more"] is False and start["cursor"]
-    client.request("MKCOL", f"{DAV}/docs")
-    client.put(f"{DAV}/docs/a.txt", content=b"aaa", headers={"X-Cartable-Device": "laptop",
-                                                              "X-Cartable-Operation": "op-1"})
-    client.request("MOVE", f"{DAV}/docs/a.txt", headers={"Destination": f"{DAV}/docs/b.txt"})
-    client.put(f"{DAV}/docs/b.txt", content=b"bbbb")
-    client.delete(f"{DAV}/before.txt")
+    ok(client.request("MKCOL", f"{DAV}/docs"))
+    ok(client.put(f"{DAV}/docs/a.txt", content=b"aaa", headers={"X-Cartable-Device": "laptop",
+                                                                 "X-Cartable-Operation": "op-1"}))
+    ok(client.request("MOVE", f"{DAV}/docs/a.txt", headers={"Destination": f"{DAV}/docs/b.txt"}))
+    ok(client.put(f"{DAV}/docs/b.txt", content=b"bbbb"))
+    ok(client.delete(f"{DAV}/before.txt"))
     got = feed(client, start["cursor"])
     ops = [(c["op"], c["name"], c["kind"]) for c in got["changes"]]
     assert ops == [("create", "docs", "folder"), ("create", "a.txt", "file"), ("move", "b.txt", "file"),
@@ -50,7 +55,7 @@ def test_a_new_client_starts_at_the_present_and_reads_what_follows(client: TestC
 def test_pages_of_limit_entries_with_more(client: TestClient) -> None:
     start = client.get(API).json()["cursor"]
     for i in range(7):
-        client.put(f"{DAV}/f{i}.txt", content=b"x")
+        ok(client.put(f"{DAV}/f{i}.txt", content=b"x"))
     seen, cursor = [], start
     while True:
         page = feed(client, cursor, limit=3)
@@ -82,7 +87,7 @@ def test_a_cursor_this_server_did_not_make_is_a_clear_400(client: TestClient, ba
 
 
 def test_a_cursor_from_another_database_is_gone(core: Core, client: TestClient) -> None:
-    client.put(f"{DAV}/a.txt", content=b"a")
+    ok(client.put(f"{DAV}/a.txt", content=b"a"))
     cursor = client.get(API).json()["cursor"]
     with core.db.write() as tx:  # what a restore from another copy looks like: a new epoch
         journal.set_kv(tx, "epoch", "restored0000000000000000")
@@ -106,10 +111,10 @@ def test_trim_keeps_young_entries_and_an_old_cursor_is_gone(core: Core, client: 
     now = [time.time()]
     core.clock = lambda: now[0]
     start = client.get(API).json()["cursor"]
-    client.put(f"{DAV}/old.txt", content=b"o")
+    ok(client.put(f"{DAV}/old.txt", content=b"o"))
     mid = feed(client, start)["cursor"]
     now[0] += 10 * 86400
-    client.put(f"{DAV}/young.txt", content=b"y")
+    ok(client.put(f"{DAV}/young.txt", content=b"y"))
     now[0] += 85 * 86400  # old.txt's entry is 95 days old, young.txt's 85
     assert changes.trim(core) >= 1
     assert changes.trim(core) == 0  # nothing more to trim
@@ -130,7 +135,7 @@ def test_an_idle_cursor_follows_the_journal_so_trimming_never_strands_it(core: C
     bob = TestClient(client.app, base_url="http://testserver")
     bob.auth = ("bob", PASSWORD)
     for i in range(3):
-        bob.put(f"/remote.php/dav/files/bob/{i}.txt", content=b"b")
+        ok(bob.put(f"/remote.php/dav/files/bob/{i}.txt", content=b"b"))
     time.sleep(1.1)  # the watcher keeps one head sample per second
     for _ in range(2):  # nothing for alice, but her cursor moves past bob's entries
         idle = feed(client, idle)["cursor"]
@@ -162,7 +167,7 @@ def test_errors_are_one_json_shape(client: TestClient) -> None:
 
 def test_wait_answers_at_once_when_something_is_new(client: TestClient) -> None:
     cursor = client.get(API).json()["cursor"]
-    client.put(f"{DAV}/n.txt", content=b"n")
+    ok(client.put(f"{DAV}/n.txt", content=b"n"))
     t0 = time.monotonic()
     r = client.get(API + "/wait", params={"cursor": cursor, "timeout": 30})
     assert r.status_code == 200 and [c["name"] for c in r.json()["changes"]] == ["n.txt"]
@@ -182,7 +187,7 @@ def test_wait_is_woken_by_a_write(client: TestClient) -> None:
 
     def write_later() -> None:
         time.sleep(1.0)
-        writer.put(f"{DAV}/late.txt", content=b"late")
+        ok(writer.put(f"{DAV}/late.txt", content=b"late"))
 
     t = threading.Thread(target=write_later)
     t.start()
