@@ -140,10 +140,11 @@ def check_apart(check: Callable[[], object]) -> str | None:
         code = 0
         try:
             os.close(read_end)
-            try:
-                check()
-            except BaseException as exc:  # noqa: BLE001 (reported to the parent, which decides)
-                os.write(write_end, (str(exc) or repr(exc)).encode("utf-8", "replace")[:4000])
+            with os.fdopen(write_end, "wb") as pipe:
+                try:
+                    check()
+                except BaseException as exc:  # noqa: BLE001 (reported to the parent, which decides)
+                    pipe.write((str(exc) or repr(exc)).encode("utf-8", "replace")[:4000])
         except BaseException:  # noqa: BLE001
             code = 1
         finally:

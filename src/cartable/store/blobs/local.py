@@ -142,7 +142,7 @@ class LocalChunkStore:
     def get(self, digest: bytes) -> bytes:
         path = self._path(digest)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = fsutil.open_read(path)
         except FileNotFoundError:
             raise ChunkMissing(digest) from None
         except OSError as exc:
@@ -167,7 +167,7 @@ class LocalChunkStore:
         read as by ``get``."""
         path = self._path(digest)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = fsutil.open_read(path)
         except FileNotFoundError:
             raise ChunkMissing(digest) from None
         except OSError as exc:
