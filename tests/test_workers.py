@@ -217,9 +217,9 @@ def test_s3_serves_with_several_workers(tmp_path: Path) -> None:
         "CARTABLE_WORKERS": "3", "CARTABLE_BLOB_STORE": "s3", "CARTABLE_S3_ENDPOINT": ceph.env["S3_ENDPOINT_URL"],
         "CARTABLE_S3_BUCKET": new_bucket(ceph), "CARTABLE_S3_ACCESS_KEY": ceph.env["AWS_ACCESS_KEY_ID"],
         "CARTABLE_S3_SECRET_KEY": ceph.env["AWS_SECRET_ACCESS_KEY"]})
-    srv.start()
     conns: dict[int, http.client.HTTPConnection] = {}
     try:
+        srv.start()  # inside: a server whose workers hang is still stopped
         assert srv.proc is not None
         assert "with 3 workers" in (tmp_path / f"server-{srv.port}.log").read_text()
         wait_until("three workers run", lambda: len(children(srv.proc.pid)) == 3)
