@@ -42,7 +42,6 @@ from typing import Any, Protocol
 
 __all__ = [
     "FS",
-    "open_read",
     "TEMP_PREFIX",
     "FileOps",
     "OsFileOps",
@@ -53,6 +52,7 @@ __all__ = [
     "fsync_dir",
     "fsync_file",
     "link_no_replace",
+    "open_read",
     "remove_file",
     "remove_stale_temps",
     "sync_filesystem",
