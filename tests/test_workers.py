@@ -158,6 +158,22 @@ def test_workers_that_keep_dying_at_start_stop_the_server(monkeypatch: pytest.Mo
     assert os.waitstatus_to_exitcode(status) == 1
 
 
+def test_check_apart_runs_the_check_in_a_child_and_reports_its_error() -> None:
+    """What the check starts (here a thread, for the S3 store obstore's runtime) never exists in
+    the caller, and its error comes back as text."""
+    threads = threading.active_count()
+
+    def starts_a_thread_and_fails() -> None:
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
+        raise RuntimeError(f"no bucket here (pid {os.getpid()})")
+
+    report = workers.check_apart(starts_a_thread_and_fails)
+    assert report is not None and report.startswith("no bucket here (pid ")
+    assert report != f"no bucket here (pid {os.getpid()})"
+    assert workers.check_apart(lambda: "fine") is None
+    assert threading.active_count() == threads
+
+
 @pytest.mark.local_only  # SQLite's own lock file; PostgreSQL has row locks
 def test_the_sqlite_writer_lock_is_shared_between_processes(tmp_path: Path) -> None:
     """While another process holds DATABASE-writer, a write of this one waits; it goes on as soon
