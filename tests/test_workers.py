@@ -6,10 +6,13 @@ all; and the SQLite writer lock between processes (store/meta/engine.py) is real
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures as cf
 import fcntl
+import http.client
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,7 +23,7 @@ import pytest
 from cartable.cli import workers
 from cartable.core import accounts
 from cartable.server import open_core
-from tests.conftest import DAV, PASSWORD, LiveServer, free_port, make_settings
+from tests.conftest import DAV, PASSWORD, LiveServer, cartable_exe, free_port, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -49,8 +52,7 @@ def wait_until(what: str, check, timeout: float = 30.0) -> None:  # type: ignore
 
 @pytest.fixture
 def server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    # A local chunk folder on either backend: with S3, serve runs one worker (obstore's runtime
-    # does not survive a fork; test_s3_keeps_one_worker).
+    # A local chunk folder on either backend (the S3 store: test_s3_serves_with_several_workers).
     srv = LiveServer(tmp_path / "data", free_port(), extra_env={"CARTABLE_WORKERS": "3",
                                                                 "CARTABLE_BLOB_STORE": "local"})
     srv.start()
@@ -156,6 +158,22 @@ def test_workers_that_keep_dying_at_start_stop_the_server(monkeypatch: pytest.Mo
     assert os.waitstatus_to_exitcode(status) == 1
 
 
+def test_check_apart_runs_the_check_in_a_child_and_reports_its_error() -> None:
+    """What the check starts (here a thread, for the S3 store obstore's runtime) never exists in
+    the caller, and its error comes back as text."""
+    threads = threading.active_count()
+
+    def starts_a_thread_and_fails() -> None:
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
+        raise RuntimeError(f"no bucket here (pid {os.getpid()})")
+
+    report = workers.check_apart(starts_a_thread_and_fails)
+    assert report is not None and report.startswith("no bucket here (pid ")
+    assert report != f"no bucket here (pid {os.getpid()})"
+    assert workers.check_apart(lambda: "fine") is None
+    assert threading.active_count() == threads
+
+
 @pytest.mark.local_only  # SQLite's own lock file; PostgreSQL has row locks
 def test_the_sqlite_writer_lock_is_shared_between_processes(tmp_path: Path) -> None:
     """While another process holds DATABASE-writer, a write of this one waits; it goes on as soon
@@ -178,10 +196,36 @@ def test_the_sqlite_writer_lock_is_shared_between_processes(tmp_path: Path) -> N
         core.db.dispose()
 
 
+def worker_of(server: LiveServer, conn: http.client.HTTPConnection) -> int:
+    """The worker process that holds the server's end of this open client connection."""
+    assert server.proc is not None and conn.sock is not None
+    client_port = conn.sock.getsockname()[1]
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, remote_port = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+            if local_port == server.port and remote_port == client_port:
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in children(server.proc.pid):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) in inodes:
+                    return pid
+            except OSError:
+                continue  # closed meanwhile
+    raise AssertionError(f"no worker holds the connection from port {client_port}")
+
+
+def threads_of(pid: int) -> list[str]:
+    return [(task / "comm").read_text().strip() for task in Path(f"/proc/{pid}/task").iterdir()]
+
+
 @pytest.mark.s3
-def test_s3_keeps_one_worker_and_serves(tmp_path: Path) -> None:
-    """obstore's runtime does not survive a fork (forked workers hung on their first S3 request):
-    with blob_store = s3, serve says so and runs one process, which serves."""
+def test_s3_serves_with_several_workers(tmp_path: Path) -> None:
+    """With blob_store = s3 every worker opens its own S3 client after the fork (obstore's
+    runtime does not survive one: the supervisor never starts it). Several workers answer, and a
+    file uploaded through one reads back byte for byte through another."""
     from tests.engines import engine, new_bucket
 
     ceph = engine("ceph")
@@ -189,15 +233,65 @@ def test_s3_keeps_one_worker_and_serves(tmp_path: Path) -> None:
         "CARTABLE_WORKERS": "3", "CARTABLE_BLOB_STORE": "s3", "CARTABLE_S3_ENDPOINT": ceph.env["S3_ENDPOINT_URL"],
         "CARTABLE_S3_BUCKET": new_bucket(ceph), "CARTABLE_S3_ACCESS_KEY": ceph.env["AWS_ACCESS_KEY_ID"],
         "CARTABLE_S3_SECRET_KEY": ceph.env["AWS_SECRET_ACCESS_KEY"]})
-    srv.start()
+    conns: dict[int, http.client.HTTPConnection] = {}
     try:
-        assert srv.proc is not None and children(srv.proc.pid) == set()
-        log = (tmp_path / f"server-{srv.port}.log").read_text()
-        assert "one worker process, not 3: the S3 chunk store cannot be shared by forked workers" in log
-        assert "with 1 worker" in log
+        srv.start()  # inside: a server whose workers hang is still stopped
+        assert srv.proc is not None
+        assert "with 3 workers" in (tmp_path / f"server-{srv.port}.log").read_text()
+        wait_until("three workers run", lambda: len(children(srv.proc.pid)) == 3)
         assert srv.admin("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n").returncode == 0
-        body = os.urandom(300_000)  # over inline_max: its chunk goes to the bucket
-        assert httpx.put(f"{srv.url}{DAV}/big.bin", content=body, auth=("alice", PASSWORD)).status_code == 201
-        assert httpx.get(f"{srv.url}{DAV}/big.bin", auth=("alice", PASSWORD)).content == body
+        # Keep connections open until each worker holds one (the workers take turns accepting).
+        host = srv.url.split("//", 1)[1].rsplit(":", 1)[0]
+        for _ in range(300):
+            conn = http.client.HTTPConnection(host, srv.port, timeout=30)
+            conn.request("GET", "/_cartable/health")
+            assert conn.getresponse().read() == b"ok\n"
+            pid = worker_of(srv, conn)
+            if pid in conns:
+                conn.close()
+            else:
+                conns[pid] = conn
+            if len(conns) == 3:
+                break
+        assert len(conns) >= 2, "one worker accepted every connection"
+        auth = {"Authorization": "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()}
+        pids = list(conns)
+        for up, down in ((pids[0], pids[1]), (pids[1], pids[0])):
+            body = os.urandom(300_000)  # over inline_max: its chunk goes to the bucket
+            path = f"{DAV}/from-{up}.bin"
+            conns[up].request("PUT", path, body=body, headers=auth)
+            put = conns[up].getresponse()
+            put.read()
+            assert put.status == 201
+            conns[down].request("GET", path, headers=auth)
+            answer = conns[down].getresponse()
+            assert answer.status == 200 and answer.read() == body
+            assert worker_of(srv, conns[up]) == up and worker_of(srv, conns[down]) == down
+        assert not [t for t in threads_of(srv.proc.pid) if t.startswith("tokio")], \
+            "obstore's runtime runs in the supervisor: forked workers would hang"
+        fsck = srv.admin("fsck")
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     finally:
+        for conn in conns.values():
+            conn.close()
         srv.stop()
+
+
+@pytest.mark.s3
+def test_s3_store_that_cannot_be_used_stops_a_fleet_at_start(tmp_path: Path) -> None:
+    """The S3 check the supervisor runs in a child of its own still fails the start with one
+    line and status 2, before any worker runs."""
+    from tests.engines import engine
+
+    ceph = engine("ceph")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTABLE_")}
+    env.update({"CARTABLE_WORKERS": "3", "CARTABLE_BLOB_STORE": "s3",
+                "CARTABLE_S3_ENDPOINT": ceph.env["S3_ENDPOINT_URL"],
+                "CARTABLE_S3_BUCKET": f"absent-{os.getpid()}-{free_port()}",
+                "CARTABLE_S3_ACCESS_KEY": ceph.env["AWS_ACCESS_KEY_ID"],
+                "CARTABLE_S3_SECRET_KEY": ceph.env["AWS_SECRET_ACCESS_KEY"]})
+    r = subprocess.run([*cartable_exe(), "serve", "--data", str(tmp_path / "data"), "--port", str(free_port())],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("cannot start: cannot list in s3 bucket 'absent-"), r.stderr
+    assert "with 3 workers" not in r.stdout

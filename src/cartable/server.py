@@ -37,10 +37,11 @@ __all__ = ["open_core", "open_blobs", "build_app", "CartableApp", "BackgroundJob
 log = logging.getLogger("cartable")
 
 
-def open_core(settings: Settings) -> Core:
+def open_core(settings: Settings, *, check_store: bool = True) -> Core:
     """Open (creating and migrating if needed) the stores named by the settings. Folders and the
     database file are made private to this user (startup.prepare_folders). StartupError, with
-    one line for the operator, if something is wrong with them."""
+    one line for the operator, if something is wrong with them. ``check_store=False`` opens the
+    chunk store without the request that checks it (see open_blobs)."""
     startup.prepare_folders(settings)
     db = startup.open_database(settings)
     with db.write() as tx:
@@ -51,7 +52,7 @@ def open_core(settings: Settings) -> Core:
         alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
         journal.kv_once(tx, "instance_id", "oc" + "".join(secrets.choice(alphabet) for _ in range(10)))
     try:
-        blobs = open_blobs(settings)
+        blobs = open_blobs(settings, check=check_store)
     except StoreUnavailable as exc:
         db.dispose()
         raise startup.StartupError(f"cannot start: {exc}") from None
@@ -65,14 +66,17 @@ def open_core(settings: Settings) -> Core:
     return Core(db, blobs, limits, names=settings.name_policy)
 
 
-def open_blobs(settings: Settings) -> ChunkStore:
-    """The chunk store the settings name (a closed list: local, s3)."""
+def open_blobs(settings: Settings, *, check: bool = True) -> ChunkStore:
+    """The chunk store the settings name (a closed list: local, s3). An S3 store is checked with
+    one request unless ``check`` is false: that request starts obstore's runtime (Rust threads),
+    which a process that forks workers must not have (cli/workers.py)."""
     if settings.blob_store == "s3":
         from cartable.store.blobs.s3 import S3ChunkStore, S3Config
 
         store = S3ChunkStore(S3Config(settings.s3_endpoint, settings.s3_bucket, settings.s3_access_key,
                                       settings.s3_secret_key, region=settings.s3_region, prefix=settings.s3_prefix))
-        store.check()
+        if check:
+            store.check()
         return store
     return LocalChunkStore(settings.chunk_path)
 

@@ -106,6 +106,7 @@ def test_round_trip(store: ChunkStore) -> None:
     for (digest, data), size in zip(items, sizes):
         assert store.has(digest)
         assert store.get(digest) == data
+        assert bytes(store.get_view(digest)) == data
         assert store.verify(digest)
         assert 0 < size <= len(data) + 1
     assert sizes[3] < len(datas[3]) // 10  # compressible: stored compressed
@@ -124,6 +125,8 @@ def test_missing(store: ChunkStore) -> None:
     with pytest.raises(ChunkMissing) as info:
         store.get(digest)
     assert info.value.digest == digest and digest_hex(digest) in str(info.value)
+    with pytest.raises(ChunkMissing):
+        store.get_view(digest)
     with pytest.raises(ChunkMissing):
         store.get_range(digest, 0, 10)
     assert not store.verify(digest)
@@ -224,6 +227,8 @@ def test_damaged_objects_are_detected(backend: Backend) -> None:
     assert not store.verify(flipped) and not store.verify(garbage)
     with pytest.raises(ValueError):
         store.get(garbage)
+    with pytest.raises(ValueError):
+        store.get_view(garbage)
     if backend.name.startswith("s3"):
         with pytest.raises(ValueError):  # ChunkCorrupt: S3 reads are re-hashed
             store.get(flipped)

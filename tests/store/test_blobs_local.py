@@ -267,3 +267,19 @@ def test_renameat2_unsupported_by_the_file_system_falls_back_to_link(tmp_path: P
     assert not fsutil.link_no_replace(fsutil.write_temp(tmp_path, b"b"), final)
     assert final.read_bytes() == b"a"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]
+
+
+def test_a_big_raw_chunk_is_viewed_in_place_and_outlives_its_deletion(tmp_path: Path) -> None:
+    """get_view maps an uncompressed chunk file read-only (the download path copies it once,
+    to the socket); a chunk deleted by the GC while a download holds its view still reads whole
+    (the map keeps the inode)."""
+    store = LocalChunkStore(tmp_path / "chunks", durable=False)
+    big = random.Random(7).randbytes(1024 * 1024)
+    small, zipped = b"tiny" * 10, b"0123456789" * 100_000
+    items = [(chunk_digest(d), d) for d in (big, small, zipped)]
+    store.put_many(items)
+    view = store.get_view(items[0][0])
+    assert isinstance(view, memoryview) and view.readonly and len(view) == len(big)
+    store.delete(items[0][0])
+    assert not store.has(items[0][0]) and bytes(view) == big
+    assert store.get_view(items[1][0]) == small and store.get_view(items[2][0]) == zipped

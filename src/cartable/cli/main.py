@@ -34,19 +34,26 @@ def serve(
 
     from cartable.core import accounts, jobs
     from cartable.core.errors import CartableError
-    from cartable.server import BackgroundJobs, build_app, job_policy, open_core
+    from cartable.server import BackgroundJobs, build_app, job_policy, open_blobs, open_core
     from cartable.startup import StartupError, listen
 
     settings = settings_from(config, data=data, host=host, port=port, workers=workers_)
     _keep_freed_memory()
     configure_logging(settings.log_level, settings.log_format)
+    count = settings.workers or workers.default_count()
     try:
         # The port first: a server that cannot listen creates nothing and prints no password.
         sock = listen(settings.host, settings.port)
         os.umask(0o077)  # everything created from now on is private to this user
-        core = open_core(settings)
+        # With workers, the S3 store's check runs in a child of its own: the request starts
+        # obstore's runtime, which must never run in the process the workers are forked from.
+        core = open_core(settings, check_store=count == 1)
+        if count > 1 and settings.blob_store == "s3" and (
+                problem := workers.check_apart(lambda: open_blobs(settings))):
+            core.db.dispose()
+            raise StartupError(f"cannot start: {problem}")
         generated = accounts.bootstrap_admin(core, settings.admin_user, settings.admin_password or None)
-        app_ = build_app(settings, core)
+        app_ = build_app(settings, core) if count == 1 else None
     except StartupError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -61,13 +68,6 @@ def serve(
     if generated:
         print(f"Created admin account {settings.admin_user!r} with password: {generated}", flush=True)
         print("Store it now: it is not shown again (change it with `cartable admin user passwd`).", flush=True)
-    count = settings.workers or workers.default_count()
-    if count > 1 and settings.blob_store == "s3":
-        # obstore's runtime (Rust, tokio), started in this process by the start-up check of the
-        # store, does not survive a fork: a forked worker would hang on its first S3 request.
-        print(f"one worker process, not {count}: the S3 chunk store cannot be shared by forked workers yet; "
-              "run one instance per core instead (docs/deployment.md)", flush=True)
-        count = 1
     print(f"cartable serving {settings.data.resolve()} on http://{settings.host}:{settings.port}/ "
           f"(WebDAV: /remote.php/dav/files/USER/) with {count} worker{'s' if count > 1 else ''}", flush=True)
 
@@ -82,7 +82,7 @@ def serve(
         if index == 0:
             BackgroundJobs(mine, job_policy(settings), node=node).start()
         server = uvicorn.Server(uvicorn.Config(
-            app_ if count == 1 else build_app(settings, mine), host=settings.host, port=settings.port,
+            app_ or build_app(settings, mine), host=settings.host, port=settings.port,
             log_level=settings.log_level.lower(), log_config=None, access_log=False, timeout_keep_alive=30,
             h11_max_incomplete_event_size=64 * 1024))
         server.run(sockets=[sock])
@@ -90,7 +90,8 @@ def serve(
     if count == 1:
         serve_one(0)
         return
-    # The parent's connections are not shared with the workers: each opens its own after the fork.
+    # The parent's connections are not shared with the workers: each opens its own database
+    # engine and chunk store after the fork (the parent never started obstore's runtime).
     core.db.dispose()
     raise typer.Exit(workers.supervise(count, serve_one))
 

@@ -13,6 +13,16 @@ The parent only supervises:
   an error instead of looping.
 - Workers die with the parent (PR_SET_PDEATHSIG): `kill -9` of the server's pid stops them all,
   as it stops a one-process server, and never leaves orphans answering on the port.
+
+A forked child inherits the parent's memory but only the thread that called fork: a library
+whose threads were running in the parent is broken in the child. obstore's runtime (the S3
+client: Rust, tokio) is the case here: a worker forked from a parent that had made one S3 request
+hung on its first own. So the parent never makes one. It opens the S3 store without its start-up
+check, runs that check in a short-lived child (``check_apart``), and each worker opens its own
+store and database engine after the fork; obstore starts its threads on the first request, not on
+import or when a store is built. A worker costs the same on every backend: one fork of a parent
+that has imported everything (measured against a fresh interpreter per worker in
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["default_count", "supervise"]
+__all__ = ["check_apart", "default_count", "supervise"]
 
 log = logging.getLogger("cartable")
 
@@ -118,6 +128,36 @@ def supervise(count: int, serve_one: Callable[[int], None]) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     return status
+
+
+def check_apart(check: Callable[[], object]) -> str | None:
+    """Run ``check`` in a short-lived forked child, so that whatever it starts (threads, a
+    runtime) never exists in this process. Returns the text of the exception it raised, or None
+    when it passed."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the checker: reports through the pipe, never returns into the caller's code
+        code = 0
+        try:
+            os.close(read_end)
+            with os.fdopen(write_end, "wb") as pipe:
+                try:
+                    check()
+                except BaseException as exc:  # noqa: BLE001 (reported to the parent, which decides)
+                    pipe.write((str(exc) or repr(exc)).encode("utf-8", "replace")[:4000])
+        except BaseException:  # noqa: BLE001
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read().decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    if report:
+        return report
+    if status != 0:
+        return f"the check's process ended with status {os.waitstatus_to_exitcode(status)}"
+    return None
 
 
 def _die_with(parent: int) -> None:

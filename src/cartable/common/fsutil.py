@@ -52,6 +52,7 @@ __all__ = [
     "fsync_dir",
     "fsync_file",
     "link_no_replace",
+    "open_read",
     "remove_file",
     "remove_stale_temps",
     "sync_filesystem",
@@ -368,3 +369,9 @@ def remove_stale_temps(root: Path, older_than_seconds: float) -> int:
             except FileNotFoundError:
                 continue  # removed or renamed concurrently
     return removed
+
+
+def open_read(path: Path) -> int:
+    """A read-only descriptor of ``path`` (close it). Reads change nothing, so they do not go
+    through ``FS``: this only keeps every ``os.open`` of the data folder in this module."""
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)

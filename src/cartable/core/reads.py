@@ -45,9 +45,9 @@ class Content:
             self._starts.append(pos)
             pos += e.length
 
-    def _fetch(self, digest: bytes) -> bytes:
+    def _fetch(self, digest: bytes) -> bytes | memoryview:
         try:
-            return self.core.blobs.get(digest)
+            return self.core.blobs.get_view(digest)
         except ChunkMissing:
             raise StorageUnavailable(f"a chunk of {self.node.name!r} is missing from the store; "
                                      "run `cartable admin fsck`") from None
@@ -58,8 +58,9 @@ class Content:
             raise DataMissing(f"a chunk of {self.node.name!r} is damaged in the chunk store; the server's "
                               "administrator has been told (see the server log)") from None
 
-    def iter_range(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Bytes [start, end) (end exclusive, default: the end of the file)."""
+    def iter_range(self, start: int = 0, end: int | None = None) -> Iterator[bytes | memoryview]:
+        """Bytes [start, end) (end exclusive, default: the end of the file), as bytes or
+        read-only views of the chunk store's own copy (ChunkStore.get_view)."""
         end = self.size if end is None else min(end, self.size)
         if start >= end:
             return
@@ -68,7 +69,7 @@ class Content:
             return
         first = bisect.bisect_right(self._starts, start) - 1
         idx = list(range(first, len(self._entries)))
-        pending: list[Future[bytes]] = []
+        pending: list[Future[bytes | memoryview]] = []
         for k in idx[:2]:
             pending.append(_PREFETCH.submit(self._fetch, self._entries[k].digest))
         for n, k in enumerate(idx):

@@ -70,6 +70,12 @@ class ChunkStore(Protocol):
         """
         ...
 
+    def get_view(self, digest: bytes) -> bytes | memoryview:
+        """The raw bytes of a chunk, as ``get``, for sending on: a backend may return a read-only
+        view of the stored object itself (the local folder maps an uncompressed chunk file, so a
+        download copies its bytes once, from the page cache to the socket). Same errors as ``get``."""
+        ...
+
     def get_range(self, digest: bytes, start: int, end: int) -> bytes:
         """Raw bytes [start, end) of a chunk (end is clamped to the chunk's length). Same errors as
         ``get``. A backend may read only that slice when the chunk is stored uncompressed."""

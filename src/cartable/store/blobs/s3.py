@@ -97,7 +97,10 @@ class S3ChunkStore:
         return f"s3 bucket {self.config.bucket!r} at {self.config.endpoint}"
 
     def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:
-        return StoreUnavailable(f"cannot {action} in {self._where()}: {type(exc).__name__}: {exc}"[:600])
+        # One line (the start-up check's error is the operator's one line): obstore's text goes on
+        # with a multi-line "Debug source" dump.
+        first = (str(exc).splitlines() or [""])[0]
+        return StoreUnavailable(f"cannot {action} in {self._where()}: {type(exc).__name__}: {first}"[:600])
 
     # -- the contract -------------------------------------------------------------------------
     def check(self) -> None:
@@ -137,6 +140,9 @@ class S3ChunkStore:
 
     def _size(self, key: str) -> int:
         return int(obstore.head(self._store, key)["size"])
+
+    def get_view(self, digest: bytes) -> bytes:
+        return self.get(digest)
 
     def get(self, digest: bytes) -> bytes:
         key = self._key(digest)

@@ -52,10 +52,16 @@ _UPDATE = update(nodes).where(nodes.c.id == bindparam("_id"))
 _DEFAULTS = {"size": 0, "version_id": None, "content_type": None, "checksums": None}
 
 
+_INSERTS: dict[str, Any] = {}  # dialect name → the INSERT below, built once (every PUT of a new file runs it)
+
+
 def insert(tx: Tx, **values: Any) -> int:
     """Insert a node; raises RowConflict when (parent, name) is taken (INSERT ... ON CONFLICT DO
     NOTHING: the transaction stays usable)."""
-    stmt = (dialect_insert(tx, nodes).on_conflict_do_nothing(index_elements=[nodes.c.parent_id, nodes.c.name])
+    stmt = _INSERTS.get(tx.dialect.name)
+    if stmt is None:
+        stmt = _INSERTS[tx.dialect.name] = (
+            dialect_insert(tx, nodes).on_conflict_do_nothing(index_elements=[nodes.c.parent_id, nodes.c.name])
             .returning(nodes.c.id))
     new_id = tx.execute(stmt, {**_DEFAULTS, **values}).scalar()
     if new_id is None:

@@ -103,9 +103,12 @@ def add_bytes(tx: Tx, space_id: int, *, trash_delta: int = 0, versions_delta: in
         tx.execute(_ADD, {"_id": space_id, "t": trash_delta, "v": versions_delta})
 
 
+_COUNTERS = select(spaces.c.trash_bytes, spaces.c.versions_bytes).where(spaces.c.id == bindparam("_id"))
+
+
 def counters(tx: Tx, space_id: int) -> tuple[int, int]:
-    """(trash bytes, old versions' bytes) of the space."""
-    row = tx.execute(select(spaces.c.trash_bytes, spaces.c.versions_bytes).where(spaces.c.id == space_id)).one()
+    """(trash bytes, old versions' bytes) of the space (after every write: built once)."""
+    row = tx.execute(_COUNTERS, {"_id": space_id}).one()
     return int(row[0]), int(row[1])
 
 
