@@ -114,6 +114,7 @@ class LiveServer:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
+        self.kill()  # a server that never became ready must not outlive the test that started it
         raise RuntimeError(f"cartable serve did not become ready within {self.ready_seconds:.0f} s")
 
     def kill(self) -> None:
