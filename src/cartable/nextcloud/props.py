@@ -21,6 +21,8 @@ from cartable.nextcloud import archive, report
 
 __all__ = ["install", "oc_id", "permissions"]
 
+OCS_NS = "http://open-collaboration-services.org/ns"
+
 # Only what works: no R (reshare) until sharing exists, no S/M (nothing is shared or mounted).
 FILE_PERMISSIONS = "GDNVW"
 FOLDER_PERMISSIONS = "GDNVCK"
@@ -55,6 +57,30 @@ def _principal(ctx: PropContext) -> Principal | None:
     return p if isinstance(p, Principal) else None
 
 
+def _share_mask(ctx: PropContext, node: Node) -> int | None:
+    """The share permissions of a node reached through a share with the user (a mount point in
+    the listing of their folder, or anything below one), or None for their own."""
+    mounted = ctx.extra.get("mounted")
+    if isinstance(mounted, dict) and node.id in mounted:
+        return int(mounted[node.id])
+    p = _principal(ctx)
+    return p.permissions if p is not None and p.share_id is not None else None
+
+
+def _permissions(ctx: PropContext, node: Node) -> str:
+    """oc:permissions; S (shared with me) and R (may reshare) for what a share reaches."""
+    mask = _share_mask(ctx, node)
+    if mask is None:
+        p = _principal(ctx)
+        return permissions(node, p.permissions if p is not None else 31)
+    return "S" + ("R" if mask & 16 else "") + permissions(node, mask & 15)
+
+
+def _share_permissions(ctx: PropContext, node: Node) -> str:
+    mask = _share_mask(ctx, node)
+    return str(mask if mask is not None else 31 if node.is_dir else 19)
+
+
 def _favorite(core: Core) -> Callable[[PropContext, Node], str | None]:
     def get(ctx: PropContext, node: Node) -> str | None:
         principal = _principal(ctx)
@@ -83,7 +109,8 @@ def _register_props(dialect: Dialect, instance: str, core: Core) -> None:
         LiveProp(OC, "favorite", _favorite(core), in_allprop=False),
         LiveProp(OC, "id", lambda _c, n: oc_id(n.id, instance)),
         LiveProp(OC, "fileid", lambda _c, n: str(n.id)),
-        LiveProp(OC, "permissions", lambda c, n: permissions(n, p.permissions if (p := _principal(c)) else 31)),
+        LiveProp(OC, "permissions", _permissions),
+        LiveProp(OCS_NS, "share-permissions", _share_permissions, in_allprop=False),
         LiveProp(OC, "size", lambda _c, n: str(n.size)),
         LiveProp(OC, "checksums", lambda _c, n: _checksums(n), in_allprop=False),
         LiveProp(OC, "share-types", lambda _c, _n: "", in_allprop=False),
@@ -95,7 +122,8 @@ def _register_props(dialect: Dialect, instance: str, core: Core) -> None:
                  lambda c, _n: escape(p.display_name) if (p := _principal(c)) else None, in_allprop=False),
         LiveProp(OC, "comments-unread", lambda _c, _n: "0", in_allprop=False),
         LiveProp(NC, "has-preview", lambda _c, _n: "false", in_allprop=False),
-        LiveProp(NC, "mount-type", lambda _c, _n: "", in_allprop=False),
+        LiveProp(NC, "mount-type", lambda c, n: "shared" if _share_mask(c, n) is not None else "",
+                 in_allprop=False),
         LiveProp(NC, "is-encrypted", lambda _c, n: "0" if n.is_dir else None, in_allprop=False),
         LiveProp(NC, "creation_time", lambda _c, n: str(int(n.ctime)), in_allprop=False),
         LiveProp(NC, "upload_time", lambda _c, n: str(int(n.ctime)), in_allprop=False),

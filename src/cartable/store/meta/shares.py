@@ -19,7 +19,7 @@ from cartable.store.meta.records import ShareRecord
 from cartable.store.meta.schema import shares
 
 __all__ = ["insert", "by_id", "by_token", "update", "delete", "of_owner", "of_node", "count_download",
-           "delete_for_nodes"]
+           "delete_for_nodes", "delete_group_shares"]
 
 
 def insert(tx: Tx, **values: Any) -> int:
@@ -58,6 +58,12 @@ def delete_for_nodes(tx: Tx, node_ids: list[int]) -> int:
     if not node_ids:
         return 0
     return int(tx.execute(shares.delete().where(shares.c.node_id.in_(node_ids))).rowcount)
+
+
+def delete_group_shares(tx: Tx, group_name: str) -> int:
+    """Delete the shares with a group (it is being deleted); returns how many."""
+    return int(tx.execute(shares.delete().where(shares.c.share_type == 1,
+                                                shares.c.share_with == group_name)).rowcount)
 
 
 def of_owner(tx: Tx, owner_id: int, node_ids: list[int] | None = None) -> list[ShareRecord]:
