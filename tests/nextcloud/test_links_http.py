@@ -84,7 +84,8 @@ def test_ocs_create_list_get_update_delete(web: TestClient) -> None:
 @pytest.mark.parametrize(("params", "status", "words"), [
     ({"path": "/nope", "shareType": 3}, 404, "does not exist"),
     ({"path": "/", "shareType": 3}, 403, "whole space"),
-    ({"path": "/class", "shareType": 0, "shareWith": "bob"}, 400, "shareType=3"),
+    ({"path": "/class", "shareType": 0, "shareWith": "bob"}, 404, "no user 'bob'"),
+    ({"path": "/class", "shareType": 4, "shareWith": "x@example.org"}, 400, "shareType must be"),
     ({"path": "/class/a.txt", "shareType": 3, "publicUpload": "true"}, 400, "is a file"),
     ({"path": "/class", "shareType": 3, "permissions": 2}, 400, "permissions"),
     ({"path": "/class", "shareType": 3, "expireDate": "tomorrow"}, 400, "YYYY-MM-DD"),
