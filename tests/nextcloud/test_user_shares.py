@@ -232,3 +232,17 @@ def test_the_journal_sees_a_mount_appear_and_disappear(web: TestClient) -> None:
     ok(web.delete(f"{OCS}/{data['id']}", headers=JSON, auth=ALICE), 200)
     entries = ok(web.get("/api/v1/changes", params={"cursor": cursor}, auth=BOB), 200).json()["changes"]
     assert [(e["op"], e["name"]) for e in entries] == [("unshare", "Cours")]
+
+
+def test_a_change_inside_the_share_changes_the_recipients_root_etag(web: TestClient) -> None:
+    share(web, "/Cours", "bob", 1)
+
+    def etag(url: str) -> str:
+        r = ok(web.request("PROPFIND", url, content=PROPS, headers={"Depth": "0"}, auth=BOB), 207)
+        return next(iter(multistatus(r.content).values()))["{DAV:}getetag"]
+
+    before = etag(f"{BOB_DAV}/"), etag(f"{BOB_DAV}/Shared/"), etag(f"{BOB_DAV}/Shared/Cours/")
+    ok(web.put(f"{DAV}/Cours/lesson.txt", content=b"lesson, corrected", auth=ALICE), 204, 201)
+    after = etag(f"{BOB_DAV}/"), etag(f"{BOB_DAV}/Shared/"), etag(f"{BOB_DAV}/Shared/Cours/")
+    assert all(b != a for b, a in zip(before, after, strict=True)), (before, after)
+    assert etag(f"{BOB_DAV}/") == after[0]  # stable while nothing changes

@@ -32,6 +32,7 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ from cartable.store.meta.records import ShareRecord
 
 __all__ = ["USER", "GROUP", "DEFAULT_PERMISSIONS", "ShareInfo", "Entered", "create_share", "shares_of",
            "shared_with_me", "get_share", "update_share", "delete_share", "refresh_user", "enter", "mounts_in",
-           "leave", "move_mount", "is_user_share"]
+           "leave", "move_mount", "is_user_share", "folder_etags"]
 
 USER, GROUP = 0, 1
 DEFAULT_PERMISSIONS = permissions.ALL  # Nextcloud's default for a user or group share (31)
@@ -466,6 +467,33 @@ def mounts_in(core: Core, principal: Principal, folder: Node) -> list[tuple[Node
             out.append((_mount_node(node, principal.space_id, folder.id, mount.mount.name),
                         mount.share.permissions & principal.permissions))
     return out
+
+
+def folder_etags(core: Core, principal: Principal, folders: Sequence[Node]) -> dict[int, str]:
+    """ETags for those of the caller's own folders that hold a mount point at any depth: their
+    own etag combined with the etag (and permissions) of every mounted node below them, so that a
+    change inside a share (by anyone) changes the etag of the mount point's ancestors in each
+    recipient's tree, as a client polling its root expects. {} for a caller without mounts (one
+    query)."""
+    if principal.link_id is not None or principal.share_id is not None:
+        return {}
+    wanted = {n.id: n.etag for n in folders if n.is_dir and n.space_id == principal.space_id}
+    if not wanted:
+        return {}
+    with core.db.read() as tx:
+        mine = mounts_repo.of_user(tx, principal.user_id)
+        if not mine:
+            return {}
+        below: dict[int, list[str]] = {}
+        for mount in mine:
+            shared = nodes_repo.get(tx, mount.share.node_id)
+            if shared is None:
+                continue
+            for folder_id in (mount.mount.parent_id, *nodes_repo.ancestor_ids(tx, mount.mount.parent_id)):
+                if folder_id in wanted:
+                    below.setdefault(folder_id, []).append(f"{mount.share.permissions}:{shared.etag}")
+    return {fid: hashlib.sha1("\n".join([wanted[fid], *sorted(parts)]).encode()).hexdigest()
+            for fid, parts in below.items()}
 
 
 @unit_of_work

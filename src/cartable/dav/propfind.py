@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import quote
 
 from starlette.responses import Response
@@ -119,6 +120,9 @@ def _list_and_render(ctx: DavRequest, with_children: bool, mode: str, names: lis
     entries += [(k, (*ctx.parts, k.name)) for k in kids]
     mounted = usershares.mounts_in(ctx.core, ctx.principal, node) if with_children else []
     entries += sorted(((m, (*ctx.parts, m.name)) for m, _ in mounted), key=lambda e: e[0].name)
+    etags = usershares.folder_etags(ctx.core, ctx.principal, [n for n, _ in entries])
+    if etags:
+        entries = [(dataclasses.replace(n, etag=etags[n.id]) if n.id in etags else n, p) for n, p in entries]
     return _render_all(ctx, entries, mode, names, {m.id: perms for m, perms in mounted})
 
 
