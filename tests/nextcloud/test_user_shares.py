@@ -246,3 +246,33 @@ def test_a_change_inside_the_share_changes_the_recipients_root_etag(web: TestCli
     after = etag(f"{BOB_DAV}/"), etag(f"{BOB_DAV}/Shared/"), etag(f"{BOB_DAV}/Shared/Cours/")
     assert all(b != a for b, a in zip(before, after, strict=True)), (before, after)
     assert etag(f"{BOB_DAV}/") == after[0]  # stable while nothing changes
+
+
+def test_a_reshare_goes_when_its_maker_loses_the_share_it_came_from(web: TestClient) -> None:
+    data = share(web, "/Cours", "bob", 1 | 2 | 16)
+    share(web, "/Shared/Cours", "carol", 3, auth=BOB)
+    ok(web.put(f"{CAROL_DAV}/Shared/Cours/lesson.txt", content=b"carol", auth=CAROL), 204)
+    ok(web.put(f"{OCS}/{data['id']}", data={"permissions": 1 | 16}, headers=JSON, auth=ALICE), 200)
+    ok(web.put(f"{CAROL_DAV}/Shared/Cours/lesson.txt", content=b"again", auth=CAROL), 403)  # narrowed
+    ok(web.get(f"{CAROL_DAV}/Shared/Cours/lesson.txt", auth=CAROL), 200)
+    ok(web.put(f"{OCS}/{data['id']}", data={"permissions": 1}, headers=JSON, auth=ALICE), 200)
+    ok(web.get(f"{CAROL_DAV}/Shared/Cours/lesson.txt", auth=CAROL), 404)  # bob may no longer reshare
+    ok(web.get(f"{BOB_DAV}/Shared/Cours/lesson.txt", auth=BOB), 200)
+    share(web, "/Shared/Cours", "carol", 1, auth=BOB, status=403)
+    ok(web.delete(f"{OCS}/{data['id']}", headers=JSON, auth=ALICE), 200)
+    ok(web.get(f"{BOB_DAV}/Shared/Cours/lesson.txt", auth=BOB), 404)
+    assert ok(web.get(f"{DAV}/Cours/lesson.txt", auth=ALICE), 200).content == b"carol"
+
+
+def test_deleting_the_group_unshares_in_the_members_journals(web: TestClient, core: Core) -> None:
+    groups.create_group(core, "profs")
+    groups.add_member(core, "profs", "bob")
+    share(web, "/Cours", "profs", 1, share_type=1)
+    cursor = ok(web.get("/api/v1/changes", auth=BOB), 200).json()["cursor"]
+    groups.delete_group(core, "profs")
+    entries = ok(web.get("/api/v1/changes", params={"cursor": cursor}, auth=BOB), 200).json()["changes"]
+    assert [(e["op"], e["name"]) for e in entries] == [("unshare", "Cours")]
+    ok(web.get(f"{BOB_DAV}/Shared/Cours/lesson.txt", auth=BOB), 404)
+    groups.create_group(core, "profs")
+    groups.add_member(core, "profs", "bob")  # a new group of the same name inherits nothing
+    ok(web.get(f"{BOB_DAV}/Shared/Cours/lesson.txt", auth=BOB), 404)

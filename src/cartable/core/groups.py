@@ -128,9 +128,9 @@ def delete_group(core: Core, name: str, *, actor: Actor = SYSTEM) -> None:
         rec = _group(tx, name)
         former = repo.member_ids(tx, rec.id)
         repo.delete_group(tx, rec.id)
-        shares_repo.delete_group_shares(tx, rec.name)  # a new group of that name inherits nothing
-        for uid in former:
+        for uid in former:  # the group's shares reach them no more: their mount points go
             usershares.refresh_user(core, tx, uid, core.clock())
+        shares_repo.delete_group_shares(tx, rec.name)  # a new group of that name inherits nothing
         audit.record_in(tx, core, "group.deleted", actor, object=f"group:{rec.name}")
 
 

@@ -211,10 +211,15 @@ def refresh_user(core: Core, tx: Tx, user_id: int, now: float, op: Op | None = N
     """Bring the user's mounts in line with the shares that reach them (after a membership
     change): mounts for new ones, "unshare" entries for those that no longer reach them."""
     op = op or Op(Principal(user_id, "", "", False, 0, 0))
+    spaces = set()
     for mount in mounts_repo.delete_unreachable(tx, user_id):
         rec = repo.by_id(tx, mount.share_id)
         if rec is not None and not mount.left_share:
             _unshare_entry(tx, op, user_id, rec, mount.parent_id, mount.name, now)
+        if rec is not None:
+            spaces.add(rec.space_id)
+    for space_id in sorted(spaces):
+        _settle_reshares(core, tx, op, space_id, now)
     for rec in mounts_repo.reaching(tx, user_id):
         _materialize(core, tx, op, user_id, rec, now)
 
@@ -365,9 +370,10 @@ def update_share(core: Core, op: Op, share_id: int, perms: int, *, address: str 
         node = nodes_repo.get(tx, rec.node_id)
         if node is None:
             raise NotFound(f"the item of share {share_id} is gone; nothing was changed")
-        held = _held(tx, principal, rec)
+        held = _held(tx, principal.user_id, rec)
         mask = _check_perms(perms, node, held)
         repo.update(tx, share_id, permissions=mask)
+        _settle_reshares(core, tx, op, rec.space_id, now)
         tree.record(tx, op, "props", [node], now)
         audit.record_in(tx, core, "share.updated", _actor(principal, address), object=f"share:{share_id}",
                         detail=f"permissions {mask}")
@@ -379,17 +385,51 @@ def update_share(core: Core, op: Op, share_id: int, perms: int, *, address: str 
     return info
 
 
-def _held(tx: Tx, principal: Principal, rec: ShareRecord) -> int:
-    """What the maker of rec holds on its item: everything on their own space; through a mount,
-    the mount's share permissions."""
-    space = accounts_repo.home_space(tx, principal.user_id)
+def _held(tx: Tx, user_id: int, rec: ShareRecord) -> int:
+    """What user_id holds on rec's item: everything in their own space; otherwise the bits of
+    the shares mounted in their tree on the item or one of its ancestors (rec itself aside)."""
+    space = accounts_repo.home_space(tx, user_id)
     if space is not None and space.id == rec.space_id:
         return permissions.ALL
+    above = {rec.node_id, *nodes_repo.ancestor_ids(tx, rec.node_id)}
     best = 0
-    for mount in mounts_repo.of_user(tx, principal.user_id):
-        if mount.share.space_id == rec.space_id:
+    for mount in mounts_repo.of_user(tx, user_id):
+        if mount.share.id != rec.id and mount.share.node_id in above:
             best |= mount.share.permissions
     return best
+
+
+def _remove(tx: Tx, op: Op, rec: ShareRecord, now: float) -> None:
+    """Delete a share: "unshare" entries for the recipients who see it, its mounts with it."""
+    live = {m.mount.user_id for uid in _recipient_ids(tx, rec)
+            for m in mounts_repo.of_user(tx, uid) if m.share.id == rec.id}
+    for mount in mounts_repo.by_share(tx, rec.id):
+        if mount.user_id in live:
+            _unshare_entry(tx, op, mount.user_id, rec, mount.parent_id, mount.name, now)
+    repo.delete(tx, rec.id)  # mounts go with it (ON DELETE CASCADE)
+
+
+def _settle_reshares(core: Core, tx: Tx, op: Op, space_id: int, now: float) -> None:
+    """After a share of the space was removed or narrowed: a reshare whose maker no longer holds
+    the share bit on its item goes; one wider than what its maker still holds is narrowed. Until
+    nothing changes (a reshare of a reshare)."""
+    changed = True
+    while changed:
+        changed = False
+        for rec in repo.of_space(tx, space_id, (USER, GROUP)):
+            held = _held(tx, rec.owner_id, rec)
+            if held == permissions.ALL:
+                continue
+            if not held & permissions.SHARE or not held & permissions.READ:
+                _remove(tx, op, rec, now)
+                audit.record_in(tx, core, "share.deleted", audit.SYSTEM, object=f"share:{rec.id}",
+                                detail="reshare whose maker lost the share it came from")
+                changed = True
+            elif rec.permissions & ~held:
+                repo.update(tx, rec.id, permissions=rec.permissions & held)
+                audit.record_in(tx, core, "share.updated", audit.SYSTEM, object=f"share:{rec.id}",
+                                detail=f"permissions {rec.permissions & held}: narrowed to what its maker holds")
+                changed = True
 
 
 @unit_of_work
@@ -401,12 +441,8 @@ def delete_share(core: Core, op: Op, share_id: int, *, address: str = "") -> Non
     now = core.clock()
     with core.db.write() as tx:
         rec = _own(tx, principal, share_id)
-        live = {m.mount.user_id for uid in _recipient_ids(tx, rec)
-                for m in mounts_repo.of_user(tx, uid) if m.share.id == rec.id}
-        for mount in mounts_repo.by_share(tx, share_id):
-            if mount.user_id in live:
-                _unshare_entry(tx, op, mount.user_id, rec, mount.parent_id, mount.name, now)
-        repo.delete(tx, share_id)  # mounts go with it (ON DELETE CASCADE)
+        _remove(tx, op, rec, now)
+        _settle_reshares(core, tx, op, rec.space_id, now)
         node = nodes_repo.get(tx, rec.node_id)
         if node is not None:
             tree.record(tx, op, "props", [node], now)
@@ -512,6 +548,7 @@ def leave(core: Core, op: Op, entered: Entered, *, address: str = "") -> None:
             repo.delete(tx, rec.id)
         else:
             mounts_repo.leave(tx, mount.mount.id)
+        _settle_reshares(core, tx, op, rec.space_id, now)
         audit.record_in(tx, core, "share.deleted", _actor(principal, address), object=f"share:{rec.id}",
                         detail=f"left by {principal.name}")
 

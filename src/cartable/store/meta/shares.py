@@ -19,7 +19,7 @@ from cartable.store.meta.records import ShareRecord
 from cartable.store.meta.schema import shares
 
 __all__ = ["insert", "by_id", "by_token", "update", "delete", "of_owner", "of_node", "count_download",
-           "delete_for_nodes", "delete_group_shares"]
+           "delete_for_nodes", "delete_group_shares", "of_space"]
 
 
 def insert(tx: Tx, **values: Any) -> int:
@@ -72,6 +72,13 @@ def of_owner(tx: Tx, owner_id: int, node_ids: list[int] | None = None) -> list[S
     if node_ids is not None:
         query = query.where(shares.c.node_id.in_(node_ids))
     return [ShareRecord.from_row(r) for r in tx.execute(query.order_by(shares.c.id))]
+
+
+def of_space(tx: Tx, space_id: int, share_types: tuple[int, ...]) -> list[ShareRecord]:
+    """The shares of these types on items of a space, oldest first."""
+    return [ShareRecord.from_row(r) for r in tx.execute(
+        select(shares).where(shares.c.space_id == space_id, shares.c.share_type.in_(share_types))
+        .order_by(shares.c.id))]
 
 
 def of_node(tx: Tx, node_id: int) -> list[ShareRecord]:
