@@ -276,3 +276,30 @@ def test_deleting_the_group_unshares_in_the_members_journals(web: TestClient, co
     groups.create_group(core, "profs")
     groups.add_member(core, "profs", "bob")  # a new group of the same name inherits nothing
     ok(web.get(f"{BOB_DAV}/Shared/Cours/lesson.txt", auth=BOB), 404)
+
+
+SHARE_PROPS = ('<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" '
+               'xmlns:nc="http://nextcloud.org/ns"><d:prop><oc:share-types/><nc:sharees/><oc:owner-id/>'
+               '<oc:owner-display-name/></d:prop></d:propfind>')
+OC_NS, NC_NS = "{http://owncloud.org/ns}", "{http://nextcloud.org/ns}"
+
+
+def test_webdav_shows_share_types_sharees_and_the_owner(web: TestClient, core: Core) -> None:
+    groups.create_group(core, "profs", "Les profs")
+    share(web, "/Cours", "bob", 1)
+    share(web, "/Cours", "profs", 1, share_type=1)
+    ok(web.post(OCS, data={"path": "/Cours", "shareType": 3}, headers=JSON, auth=ALICE), 200)
+    r = ok(web.request("PROPFIND", f"{DAV}/", content=SHARE_PROPS, headers={"Depth": "1"}, auth=ALICE), 207)
+    props = multistatus(r.content)
+    cours, private = props[f"{DAV}/Cours/"], props[f"{DAV}/Private/"]
+    assert cours[f"{OC_NS}share-types"].count("<oc:share-type") == 3
+    assert all(f">{t}<" in cours[f"{OC_NS}share-types"] for t in (0, 1, 3))
+    assert ">bob<" in cours[f"{NC_NS}sharees"] and "Les profs" in cours[f"{NC_NS}sharees"]
+    assert private.get(f"{OC_NS}share-types", "") == "" and cours[f"{OC_NS}owner-id"] == "alice"
+    r = ok(web.request("PROPFIND", f"{BOB_DAV}/Shared/", content=SHARE_PROPS, headers={"Depth": "1"}, auth=BOB), 207)
+    mounted = multistatus(r.content)[f"{BOB_DAV}/Shared/Cours/"]
+    assert mounted[f"{OC_NS}owner-id"] == "alice"
+    r = ok(web.request("PROPFIND", f"{BOB_DAV}/Shared/Cours/", content=SHARE_PROPS, headers={"Depth": "1"},
+                       auth=BOB), 207)
+    inside = multistatus(r.content)[f"{BOB_DAV}/Shared/Cours/lesson.txt"]
+    assert inside[f"{OC_NS}owner-id"] == "alice" and inside.get(f"{OC_NS}share-types", "") == ""

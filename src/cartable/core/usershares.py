@@ -57,7 +57,7 @@ from cartable.store.meta.records import ShareRecord
 
 __all__ = ["USER", "GROUP", "DEFAULT_PERMISSIONS", "ShareInfo", "Entered", "create_share", "shares_of",
            "shared_with_me", "get_share", "update_share", "delete_share", "refresh_user", "enter", "mounts_in",
-           "leave", "move_mount", "is_user_share", "folder_etags"]
+           "leave", "move_mount", "is_user_share", "folder_etags", "MountEntry", "owner_of", "sharing_of"]
 
 USER, GROUP = 0, 1
 DEFAULT_PERMISSIONS = permissions.ALL  # Nextcloud's default for a user or group share (31)
@@ -489,9 +489,19 @@ def enter(core: Core, principal: Principal, parts: Sequence[str]) -> Entered | N
     return Entered(scoped, tuple(parts[n:]), tuple(parts[:n]), mount)
 
 
-def mounts_in(core: Core, principal: Principal, folder: Node) -> list[tuple[Node, int]]:
-    """The mount points in one of the caller's folders, as entries: (the shared node under its
-    mount name, in the caller's space; the share's permissions)."""
+@dataclass(frozen=True, slots=True)
+class MountEntry:
+    """A mount point as an entry of its folder: the shared node under its mount name (in the
+    caller's space), the share's permissions narrowed by the caller's, the item's owner."""
+
+    node: Node
+    permissions: int
+    owner: str
+    owner_display: str
+
+
+def mounts_in(core: Core, principal: Principal, folder: Node) -> list[MountEntry]:
+    """The mount points in one of the caller's folders, by name."""
     if principal.link_id is not None or principal.share_id is not None or not folder.is_dir:
         return []
     with core.db.read() as tx:
@@ -500,8 +510,42 @@ def mounts_in(core: Core, principal: Principal, folder: Node) -> list[tuple[Node
             node = nodes_repo.get(tx, mount.share.node_id)
             if node is None or _live_path(tx, mount.share.space_id, node) is None:
                 continue
-            out.append((_mount_node(node, principal.space_id, folder.id, mount.mount.name),
-                        mount.share.permissions & principal.permissions))
+            owner = _space_owner(tx, mount.share.space_id)
+            out.append(MountEntry(_mount_node(node, principal.space_id, folder.id, mount.mount.name),
+                                  mount.share.permissions & principal.permissions, *(owner or ("", ""))))
+    return out
+
+
+def _space_owner(tx: Tx, space_id: int) -> tuple[str, str] | None:
+    space = accounts_repo.space(tx, space_id)
+    user = accounts_repo.user_by_id(tx, space.owner_id) if space is not None and space.owner_id is not None else None
+    return None if user is None else (user.name, user.display_name or user.name)
+
+
+def owner_of(core: Core, space_id: int) -> tuple[str, str] | None:
+    """(name, display name) of the user whose space it is."""
+    with core.db.read() as tx:
+        return _space_owner(tx, space_id)
+
+
+def sharing_of(core: Core, principal: Principal, node_ids: Sequence[int]) -> dict[int, list[tuple[int, str, str]]]:
+    """For the caller's own items among node_ids: {node id: [(share type, with, display name)]}
+    of the shares on them (a link has no "with"). {} inside a share or through a link."""
+    if principal.link_id is not None or principal.share_id is not None or not node_ids:
+        return {}
+    out: dict[int, list[tuple[int, str, str]]] = {}
+    with core.db.read() as tx:
+        for rec in repo.of_nodes(tx, list(node_ids)):
+            if rec.space_id != principal.space_id:
+                continue
+            shown = rec.share_with or ""
+            if rec.share_type == USER:
+                u = accounts_repo.user_by_name(tx, name_key(shown))
+                shown = u.display_name or u.name if u is not None else shown
+            elif rec.share_type == GROUP:
+                g = groups_repo.group_by_key(tx, name_key(shown))
+                shown = g.display_name if g is not None else shown
+            out.setdefault(rec.node_id, []).append((rec.share_type, rec.share_with or "", shown))
     return out
 
 

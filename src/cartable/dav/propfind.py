@@ -119,16 +119,16 @@ def _list_and_render(ctx: DavRequest, with_children: bool, mode: str, names: lis
     entries: list[tuple[Node, tuple[str, ...]]] = [(node, ctx.parts)]
     entries += [(k, (*ctx.parts, k.name)) for k in kids]
     mounted = usershares.mounts_in(ctx.core, ctx.principal, node) if with_children else []
-    entries += sorted(((m, (*ctx.parts, m.name)) for m, _ in mounted), key=lambda e: e[0].name)
+    entries += [(m.node, (*ctx.parts, m.node.name)) for m in mounted]
     etags = usershares.folder_etags(ctx.core, ctx.principal, [n for n, _ in entries])
     if etags:
         entries = [(dataclasses.replace(n, etag=etags[n.id]) if n.id in etags else n, p) for n, p in entries]
-    return _render_all(ctx, entries, mode, names, {m.id: perms for m, perms in mounted})
+    return _render_all(ctx, entries, mode, names, {m.node.id: m for m in mounted})
 
 
 def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mode: str,
-                names: list[PropName], mounted: dict[int, int] | None = None) -> str:
-    """``mounted``: {node id: share permissions} of the entries that are mount points."""
+                names: list[PropName], mounted: dict[int, usershares.MountEntry] | None = None) -> str:
+    """``mounted``: the entries that are mount points, by node id."""
     usage_cache: list[Usage] = []
 
     def usage() -> Usage:
@@ -146,7 +146,7 @@ def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mo
 
     pctx = PropContext(usage=usage, locks=node_locks, href=lambda n: "",
                        extra={"principal": ctx.principal, "root_id": ctx.principal.root_id,
-                              "mounted": mounted or {}})
+                              "mounted": mounted or {}, "entry_ids": [n.id for n, _ in entries]})
     need_dead = mode != "prop" or any(k not in ctx.dialect.props for k in names)
     dead = props.dead_props_many(ctx.core, [n.id for n, _ in entries]) if need_dead else {}
     out: list[str] = [xml.MULTISTATUS_OPEN]

@@ -19,7 +19,7 @@ from cartable.store.meta.records import ShareRecord
 from cartable.store.meta.schema import shares
 
 __all__ = ["insert", "by_id", "by_token", "update", "delete", "of_owner", "of_node", "count_download",
-           "delete_for_nodes", "delete_group_shares", "of_space"]
+           "delete_for_nodes", "delete_group_shares", "of_space", "of_nodes"]
 
 
 def insert(tx: Tx, **values: Any) -> int:
@@ -79,6 +79,14 @@ def of_space(tx: Tx, space_id: int, share_types: tuple[int, ...]) -> list[ShareR
     return [ShareRecord.from_row(r) for r in tx.execute(
         select(shares).where(shares.c.space_id == space_id, shares.c.share_type.in_(share_types))
         .order_by(shares.c.id))]
+
+
+def of_nodes(tx: Tx, node_ids: list[int]) -> list[ShareRecord]:
+    """Every share on these nodes (by anyone), oldest first."""
+    if not node_ids:
+        return []
+    return [ShareRecord.from_row(r) for r in tx.execute(
+        select(shares).where(shares.c.node_id.in_(node_ids)).order_by(shares.c.id))]
 
 
 def of_node(tx: Tx, node_id: int) -> list[ShareRecord]:
