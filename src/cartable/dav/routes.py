@@ -24,7 +24,7 @@ from cartable.common.paths import decode_url_path, split_path
 from cartable.core import usershares
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
-from cartable.core.errors import Forbidden, NotFound
+from cartable.core.errors import Forbidden, NotFound, QuotaExceeded
 from cartable.core.model import Principal
 from cartable.dav import copymove, locking, mounts, propfind, proppatch, read, write
 from cartable.dav.context import DavConfig, DavRequest, Dialect, Handler, client_op, href_for, run_hot
@@ -113,4 +113,10 @@ class DavApp:
         op = client_op(request.headers, principal, ifh.tokens)
         ctx = DavRequest(request, self.core, self.auth, self.config, principal, parts, base, ifh, op,
                          self.dialect, raw)
-        return await handler(ctx)
+        if entered is None:
+            return await handler(ctx)
+        try:
+            return await handler(ctx)
+        except QuotaExceeded as exc:  # the owner's space is charged: say whose storage is full
+            raise QuotaExceeded(f"the storage of the owner of this shared folder is full ({exc}); nothing was "
+                                "written: ask them to make room") from None
