@@ -191,6 +191,8 @@ def test_reshare_never_widens_and_errors_say_what_to_do(web: TestClient) -> None
     share(web, "/Cours", "bob", 1 | 16)
     share(web, "/Shared/Cours", "carol", 1, auth=BOB)
     ok(web.get(f"{CAROL_DAV}/Shared/Cours/lesson.txt", auth=CAROL), 200)
+    mine = ok(web.get(OCS, params={"path": "/Shared/Cours", "reshares": "true"}, headers=JSON, auth=BOB), 200)
+    assert [s["share_with"] for s in mine.json()["ocs"]["data"]] == ["carol"]
     meta = share(web, "/Shared/Cours", "dave", 15, auth=BOB, status=403)
     assert "permissions" in meta["message"]
     meta = share(web, "/Cours", "nobody", 1, status=404)

@@ -301,6 +301,9 @@ def shares_of(core: Core, principal: Principal, parts: Sequence[str] | None = No
     """The user and group shares the caller made: all, on the item at parts, or (subfiles) on
     the children of the folder at parts."""
     permissions.require_account(principal, "sharing")
+    entered = enter(core, principal, parts) if parts is not None else None
+    if entered is not None:  # an item inside a share with the caller: the reshares they made of it
+        principal, parts = entered.principal, entered.parts
     with core.db.read() as tx:
         node_ids: list[int] | None = None
         if parts is not None:

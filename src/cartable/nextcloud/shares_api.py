@@ -193,7 +193,8 @@ def endpoints(core: Core) -> dict[tuple[str, str], tuple[bool, Endpoint]]:
         subfiles = (params.get("subfiles") or "").lower() == "true"
         if subfiles and parts is None:
             raise InvalidInput("subfiles=true needs a folder: path=/folder")
-        found = await run(lambda: shares.links(core, p, parts, subfiles=subfiles))
+        in_share = parts is not None and await run(usershares.enter, core, p, parts) is not None
+        found = [] if in_share else await run(lambda: shares.links(core, p, parts, subfiles=subfiles))
         made = await run(lambda: usershares.shares_of(core, p, parts, subfiles=subfiles))
         data = [share_data(request, i) for i in found] + [user_share_data(i) for i in made]
         data.sort(key=lambda d: int(d["id"]))
