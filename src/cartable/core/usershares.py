@@ -31,10 +31,9 @@ Rules:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cartable.common.hashing import new_etag
 from cartable.common.paths import split_path
@@ -178,7 +177,7 @@ def _free_name(tx: Tx, user_id: int, parent_id: int, name: str) -> str:
 
 def _mount_node(node: Node, space_id: int, parent_id: int, name: str) -> Node:
     """The shared node as it appears at a mount point (the recipient's space, parent and name)."""
-    return dataclasses.replace(node, space_id=space_id, parent_id=parent_id, name=name)
+    return replace(node, space_id=space_id, parent_id=parent_id, name=name)
 
 
 def _materialize(core: Core, tx: Tx, op: Op, user_id: int, rec: ShareRecord, now: float) -> None:
@@ -244,7 +243,7 @@ def create_share(core: Core, op: Op, parts: Sequence[str], share_type: int, shar
     user or a group. NotFound for an unknown user or group; InvalidInput for oneself."""
     entered = enter(core, op.principal, parts)
     if entered is not None:  # a reshare of (something inside) a share with the caller
-        op, parts = dataclasses.replace(op, principal=entered.principal), entered.parts
+        op, parts = replace(op, principal=entered.principal), entered.parts
     principal = op.principal
     if principal.link_id is not None:
         raise Forbidden("sharing is not available through a public link")

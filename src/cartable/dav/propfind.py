@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import replace
 from urllib.parse import quote
 
 from starlette.responses import Response
@@ -122,7 +122,7 @@ def _list_and_render(ctx: DavRequest, with_children: bool, mode: str, names: lis
     entries += [(m.node, (*ctx.parts, m.node.name)) for m in mounted]
     etags = usershares.folder_etags(ctx.core, ctx.principal, [n for n, _ in entries])
     if etags:
-        entries = [(dataclasses.replace(n, etag=etags[n.id]) if n.id in etags else n, p) for n, p in entries]
+        entries = [(replace(n, etag=etags[n.id]) if n.id in etags else n, p) for n, p in entries]
     return _render_all(ctx, entries, mode, names, {m.node.id: m for m in mounted})
 
 
