@@ -123,7 +123,13 @@ def _permissions(ctx: PropContext, node: Node) -> str:
     if mask is None:
         p = _principal(ctx)
         return permissions(node, p.permissions if p is not None else 31)
-    return "S" + ("R" if mask & 16 else "") + permissions(node, mask & 15)
+    letters = permissions(node, mask & 15)
+    p = _principal(ctx)
+    if _mount_entry(ctx, node) is not None or (p is not None and node.id == p.root_id):
+        # the mount point itself is the recipient's: they may leave (delete) or rename/move it
+        full = FOLDER_PERMISSIONS if node.is_dir else FILE_PERMISSIONS
+        letters = "".join(c for c in full if c in letters or c in "DNV")
+    return "S" + ("R" if mask & 16 else "") + letters
 
 
 def _share_permissions(ctx: PropContext, node: Node) -> str:
