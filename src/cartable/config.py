@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cartable.common import faults
-from cartable.common.paths import NamePolicy
+from cartable.common.paths import InvalidPath, NamePolicy, split_path
 
 __all__ = ["Settings", "SETTINGS", "load_settings", "parse_size", "parse_bool", "parse_list", "ConfigError"]
 
@@ -170,6 +170,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("journal_retention_days", float, 90.0,
             "Entries of the change journal older than this are trimmed; a sync client whose cursor is older "
             "is told to start over (list its files again). 0 keeps the whole journal."),
+    Setting("share_folder", str, "/Shared",
+            "The folder of each user's tree where files and folders shared with them appear (made when "
+            "the first share arrives); / puts them at the root."),
     Setting("bulk_upload", parse_tristate, "auto",
             "Nextcloud's bulk upload (many small files per request): auto offers it to every client but "
             "desktop clients older than 3.9, which abort on empty files; true offers it to all; false serves "
@@ -224,6 +227,7 @@ class Settings:
     versions_max_age_days: float
     versions_quota_share: float
     journal_retention_days: float
+    share_folder: str
     bulk_upload: str
     fault_pause: str
 
@@ -325,6 +329,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("trash_retention_days and versions_max_age_days must be zero or more")
     if not 0 <= s.versions_quota_share <= 1:
         raise ConfigError("versions_quota_share must be between 0 and 1 (a share of the quota)")
+    try:
+        split_path(s.share_folder)
+    except InvalidPath as exc:
+        raise ConfigError(f"share_folder {s.share_folder!r} is not a valid folder path: {exc}") from None
+    if not s.share_folder.startswith("/"):
+        raise ConfigError(f"share_folder {s.share_folder!r} must start with / (it is a path in each user's tree)")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level {s.log_level!r} is not one of: debug, info, warning, error")
     if s.log_format not in ("text", "json"):

@@ -62,7 +62,8 @@ def open_core(settings: Settings, *, check_store: bool = True) -> Core:
                     trash_retention_days=settings.trash_retention_days,
                     versions_max_age_days=settings.versions_max_age_days,
                     versions_quota_share=settings.versions_quota_share,
-                    journal_retention_days=settings.journal_retention_days)
+                    journal_retention_days=settings.journal_retention_days,
+                    share_folder=settings.share_folder)
     return Core(db, blobs, limits, names=settings.name_policy)
 
 

@@ -14,8 +14,13 @@ Actors:
 - expired: a read-write link past its expiry;
 - revoked: a read-write link its owner removed;
 - nolink: a token that never existed;
-- other: bob, with his own password, on alice's URLs (WebDAV, OCS); on /s/ he has no token.
-On OCS rows every link actor is anonymous (links give no access to the API): 401.
+- other: bob, with his own password, on alice's URLs (WebDAV, OCS); on /s/ he has no token;
+- uro, uall: a user alice shared /class with, read-only (1) and with every permission (31), on
+  their own URLs through the mount point (/remote.php/dav/files/uro/Shared/class);
+- member: a member of the group "profs" that /class is shared with (15), the same way;
+- stranger: a user nothing is shared with, on the same URLs of their own tree (404 throughout).
+On OCS rows every link actor is anonymous (links give no access to the API): 401; the users
+list their own shares and cannot create, change or remove alice's (404).
 """
 
 from __future__ import annotations
@@ -29,14 +34,16 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from cartable.core import accounts
+from cartable.core import accounts, groups
 from cartable.core.context import Core
 from cartable.nextcloud.public_dav import LINK_METHODS
 from cartable.server import build_app
 from cartable.store.meta import shares as shares_repo
 from tests.conftest import DAV, PASSWORD, make_settings
 
-ACTORS = ("owner", "ro", "rw", "drop", "wrongpw", "expired", "revoked", "nolink", "other")
+ACTORS = ("owner", "ro", "rw", "drop", "wrongpw", "expired", "revoked", "nolink", "other", "uro", "uall", "member",
+          "stranger")
+USERS = ("uro", "uall", "member", "stranger")  # accounts reaching /class through a share (or not)
 LINKS = {"ro": 1, "rw": 15, "drop": 4, "wrongpw": 15, "expired": 15, "revoked": 15}
 OCS = "/ocs/v2.php/apps/files_sharing/api/v1/shares"
 BOB = ("bob", "bob-secret-pw")
@@ -61,7 +68,13 @@ class Call:
     data: dict[str, object] | None = None
 
 
+def _user(actor: str) -> tuple[str, str]:
+    return actor, f"{actor}-secret-pw"
+
+
 def _dav_base(w: World, actor: str) -> tuple[str, tuple[str, str] | None]:
+    if actor in USERS:
+        return f"/remote.php/dav/files/{actor}/Shared/class", _user(actor)
     if actor in ("owner", "other"):
         return f"{DAV}/class", ALICE if actor == "owner" else BOB
     auth = ("anyone", "wrong-password") if actor == "wrongpw" else None
@@ -89,7 +102,7 @@ def download(w: World, actor: str) -> tuple[Call, tuple[str, str] | None]:
 def ocs(method: str, path: str, data: dict[str, object] | None = None) -> Callable[
         [World, str], tuple[Call, tuple[str, str] | None]]:
     def build(w: World, actor: str) -> tuple[Call, tuple[str, str] | None]:
-        auth = ALICE if actor == "owner" else BOB if actor == "other" else \
+        auth = ALICE if actor == "owner" else BOB if actor == "other" else _user(actor) if actor in USERS else \
             ("anyone", "wrong-password") if actor == "wrongpw" else None
         return Call(method, path.format(id=w.spare[actor]), {"OCS-APIRequest": "true"}, data=data), auth
     return build
@@ -105,38 +118,50 @@ DENIED_TAIL = {"wrongpw": 401, "expired": 410, "revoked": 404, "nolink": 404, "o
 
 
 def row(owner: int, ro: int, rw: int, drop: int, **tail: int) -> dict[str, int]:
-    return {"owner": owner, "ro": ro, "rw": rw, "drop": drop, **DENIED_TAIL, **tail}
+    """A user with a read-only share answers as a read-only link; with all permissions, or
+    read-write through a group, as a read-write link; a stranger finds nothing (404; 409 for a
+    new name: its parent folder does not exist)."""
+    return {"owner": owner, "ro": ro, "rw": rw, "drop": drop, **DENIED_TAIL,
+            "uro": ro, "uall": rw, "member": rw, "stranger": 404, **tail}
 
 
+NO_TOKEN = {"uro": 404, "uall": 404, "member": 404, "stranger": 404}
 OCS_ANON = {"ro": 401, "rw": 401, "drop": 401, "wrongpw": 401, "expired": 401, "revoked": 401, "nolink": 401}
+OCS_USERS = {"uro": 404, "uall": 404, "member": 404, "stranger": 404}
+OCS_USERS_LIST = {"uro": 200, "uall": 200, "member": 200, "stranger": 200}
 
 # name → (request builder, {actor: exact status})
 ROWS: dict[str, tuple[Callable[[World, str], tuple[Call, tuple[str, str] | None]], dict[str, int]]] = {
     "PROPFIND folder": (dav("PROPFIND", "/", body=PROPFIND_BODY, Depth="1"), row(207, 207, 207, 403)),
     "GET file": (dav("GET", "/a.txt"), row(200, 200, 200, 403)),
     "HEAD file": (dav("HEAD", "/a.txt"), row(200, 200, 200, 403)),
-    "PUT new": (dav("PUT", "/new-{a}.txt", body=b"new"), row(201, 403, 201, 201)),
+    "PUT new": (dav("PUT", "/new-{a}.txt", body=b"new"), row(201, 403, 201, 201, stranger=409)),
     # upload-only: stored under a free name (201), the existing file untouched
-    "PUT overwrite": (dav("PUT", "/ow-{a}.txt", body=b"over"), row(204, 403, 204, 201)),
-    "MKCOL": (dav("MKCOL", "/dir-{a}"), row(201, 403, 201, 201)),
+    "PUT overwrite": (dav("PUT", "/ow-{a}.txt", body=b"over"), row(204, 403, 204, 201, stranger=409)),
+    "MKCOL": (dav("MKCOL", "/dir-{a}"), row(201, 403, 201, 201, stranger=409)),
     "DELETE": (dav("DELETE", "/del-{a}.txt"), row(204, 403, 204, 403)),
     "MOVE": (dav("MOVE", "/mv-{a}.txt", dest="/moved-{a}.txt"), row(201, 403, 201, 403)),
     "COPY": (dav("COPY", "/a.txt", dest="/copy-{a}.txt"), row(201, 403, 201, 403)),
     "PROPPATCH": (dav("PROPPATCH", "/pp-{a}.txt", body=PROPPATCH_BODY), row(207, 403, 207, 403)),
-    "LOCK": (dav("LOCK", "/lock-{a}.txt", body=LOCK_BODY, Timeout="Second-60"), row(200, 403, 200, 403)),
+    "LOCK": (dav("LOCK", "/lock-{a}.txt", body=LOCK_BODY, Timeout="Second-60"), row(200, 403, 200, 403, stranger=409)),
     "UNLOCK (no such lock)": (dav("UNLOCK", "/a.txt", **{"Lock-Token": "<opaquelocktoken:nope>"}),
                               row(409, 409, 409, 403)),
-    "/s/{token}/download": (download, row(200, 200, 200, 403, other=404)),
-    "OCS list": (ocs("GET", OCS), {"owner": 200, **OCS_ANON, "other": 200}),
-    "OCS create": (ocs("POST", OCS, {"path": "/class", "shareType": 3}), {"owner": 200, **OCS_ANON, "other": 404}),
-    "OCS update": (ocs("PUT", OCS + "/{id}", {"note": "n"}), {"owner": 200, **OCS_ANON, "other": 404}),
-    "OCS delete": (ocs("DELETE", OCS + "/{id}"), {"owner": 200, **OCS_ANON, "other": 404}),
+    "/s/{token}/download": (download, row(200, 200, 200, 403, other=404, **NO_TOKEN)),
+    "OCS list": (ocs("GET", OCS), {"owner": 200, **OCS_ANON, "other": 200, **OCS_USERS_LIST}),
+    "OCS create": (ocs("POST", OCS, {"path": "/class", "shareType": 3}),
+                   {"owner": 200, **OCS_ANON, "other": 404, **OCS_USERS}),
+    "OCS update": (ocs("PUT", OCS + "/{id}", {"note": "n"}), {"owner": 200, **OCS_ANON, "other": 404, **OCS_USERS}),
+    "OCS delete": (ocs("DELETE", OCS + "/{id}"), {"owner": 200, **OCS_ANON, "other": 404, **OCS_USERS}),
 }
 
 
 @pytest.fixture
 def world(core: Core, tmp_path: Path) -> Iterator[World]:
     accounts.create_user(core, *BOB)
+    for actor in USERS:
+        accounts.create_user(core, *_user(actor))
+    groups.create_group(core, "profs")
+    groups.add_member(core, "profs", "member")
     app = build_app(make_settings(tmp_path / "data", login_max_delay_seconds=0.0), core)
     with TestClient(app, base_url="http://testserver") as web:
         def put(path: str, body: bytes = b"x") -> None:
@@ -163,6 +188,10 @@ def world(core: Core, tmp_path: Path) -> Iterator[World]:
                 assert web.delete(f"{OCS}/{share['id']}", headers={"OCS-APIRequest": "true"},
                                   auth=ALICE).status_code == 200
         tokens["nolink"] = "NoSuchTokenNoSuchTokenNoSuchTok0"
+        for with_, share_type, perms in (("uro", 0, 1), ("uall", 0, 31), ("profs", 1, 15)):
+            r = web.post(OCS, data={"path": "/class", "shareType": share_type, "shareWith": with_,
+                                    "permissions": perms}, headers={"OCS-APIRequest": "true"}, auth=ALICE)
+            assert r.status_code == 200, r.text
         for a in ACTORS:
             r = web.post(OCS, data={"path": "/class", "shareType": 3}, auth=ALICE,
                          headers={"OCS-APIRequest": "true", "Accept": "application/json"})
@@ -201,9 +230,11 @@ def test_link_authorisation_matrix(world: World) -> None:
     assert not wrong, "\n".join(wrong)
     # What the refused cells did not do: the owner's files are intact.
     web = world.web
-    for a in ("ro", "drop", "wrongpw", "expired", "revoked", "nolink", "other"):
+    for a in ("ro", "drop", "wrongpw", "expired", "revoked", "nolink", "other", "uro", "stranger"):
         assert web.get(f"{DAV}/class/del-{a}.txt", auth=ALICE).status_code == 200
         assert web.get(f"{DAV}/class/mv-{a}.txt", auth=ALICE).status_code == 200
     assert web.get(f"{DAV}/class/ow-drop.txt", auth=ALICE).content == b"x"
     assert web.get(f"{DAV}/class/ow-drop (2).txt", auth=ALICE).content == b"over"
     assert web.get(f"{DAV}/class/ow-ro.txt", auth=ALICE).content == b"x"
+    assert web.get(f"{DAV}/class/ow-uro.txt", auth=ALICE).content == b"x"
+    assert web.get(f"{DAV}/class/ow-uall.txt", auth=ALICE).content == b"over"

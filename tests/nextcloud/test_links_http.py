@@ -84,7 +84,8 @@ def test_ocs_create_list_get_update_delete(web: TestClient) -> None:
 @pytest.mark.parametrize(("params", "status", "words"), [
     ({"path": "/nope", "shareType": 3}, 404, "does not exist"),
     ({"path": "/", "shareType": 3}, 403, "whole space"),
-    ({"path": "/class", "shareType": 0, "shareWith": "bob"}, 400, "shareType=3"),
+    ({"path": "/class", "shareType": 0, "shareWith": "bob"}, 404, "no user 'bob'"),
+    ({"path": "/class", "shareType": 4, "shareWith": "x@example.org"}, 400, "shareType must be"),
     ({"path": "/class/a.txt", "shareType": 3, "publicUpload": "true"}, 400, "is a file"),
     ({"path": "/class", "shareType": 3, "permissions": 2}, 400, "permissions"),
     ({"path": "/class", "shareType": 3, "expireDate": "tomorrow"}, 400, "YYYY-MM-DD"),
@@ -100,11 +101,13 @@ def test_ocs_errors_say_what_to_do(web: TestClient, params: dict[str, object], s
     assert r1.status_code == 200 and r1.json()["ocs"]["meta"]["statuscode"] == status
 
 
-def test_capabilities_advertise_links_only(web: TestClient) -> None:
+def test_capabilities_advertise_links_user_and_group_shares(web: TestClient) -> None:
     caps = ok(web.get("/ocs/v2.php/cloud/capabilities", headers=JSON), 200).json()["ocs"]["data"]["capabilities"]
     sharing = caps["files_sharing"]
     assert sharing["api_enabled"] and sharing["public"]["enabled"] and sharing["public"]["upload"]
-    assert sharing["resharing"] is False and sharing["public"]["password"]["enforced"] is False
+    assert sharing["resharing"] is True and sharing["public"]["password"]["enforced"] is False
+    assert sharing["group_sharing"] is True and sharing["group"]["enabled"] is True
+    assert sharing["user"]["send_mail"] is False
     assert "sharebymail" not in caps
 
 

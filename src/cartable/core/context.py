@@ -36,6 +36,7 @@ class Limits:
     versions_quota_share: float = 0.5
     # Change journal entries older than this are trimmed (core/changes.py); 0 keeps them all.
     journal_retention_days: float = 90.0
+    share_folder: str = "/Shared"  # where shares with a user appear in their tree ("/": the root)
 
 
 @dataclass

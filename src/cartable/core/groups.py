@@ -34,13 +34,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from cartable.core import audit
+from cartable.core import audit, usershares
 from cartable.core.accounts import check_display_name, name_key
 from cartable.core.audit import SYSTEM, Actor
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, InvalidInput, NotFound
 from cartable.store.meta import accounts as accounts_repo
 from cartable.store.meta import groups as repo
+from cartable.store.meta import shares as shares_repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
 from cartable.store.meta.records import GroupRecord, UserRecord
@@ -125,7 +126,11 @@ def create_group(core: Core, name: str, display_name: str = "", *, actor: Actor 
 def delete_group(core: Core, name: str, *, actor: Actor = SYSTEM) -> None:
     with core.db.write() as tx:
         rec = _group(tx, name)
+        former = repo.member_ids(tx, rec.id)
         repo.delete_group(tx, rec.id)
+        for uid in former:  # the group's shares reach them no more: their mount points go
+            usershares.refresh_user(core, tx, uid, core.clock())
+        shares_repo.delete_group_shares(tx, rec.name)  # a new group of that name inherits nothing
         audit.record_in(tx, core, "group.deleted", actor, object=f"group:{rec.name}")
 
 
@@ -143,6 +148,7 @@ def add_member(core: Core, group: str, user: str, *, actor: Actor = SYSTEM) -> b
         g, u = _group(tx, group), _user(tx, user)
         added = repo.add_member(tx, g.id, u.id, core.clock())
         if added:
+            usershares.refresh_user(core, tx, u.id, core.clock())  # the group's shares reach them now
             audit.record_in(tx, core, "group.member_added", actor, object=f"group:{g.name}", detail=f"user:{u.name}")
     return added
 
@@ -152,6 +158,7 @@ def remove_member(core: Core, group: str, user: str, *, actor: Actor = SYSTEM) -
         g, u = _group(tx, group), _user(tx, user)
         removed = repo.remove_member(tx, g.id, u.id)
         if removed:
+            usershares.refresh_user(core, tx, u.id, core.clock())  # its shares' mounts disappear
             audit.record_in(tx, core, "group.member_removed", actor, object=f"group:{g.name}",
                             detail=f"user:{u.name}")
     return removed

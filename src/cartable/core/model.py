@@ -26,6 +26,7 @@ class Principal:
     app_password_id: int | None = None
     permissions: int = 31  # core/permissions.py: every bit for an account on its own space
     link_id: int | None = None  # the share it came through (a public link), or None
+    share_id: int | None = None  # the user or group share it came through (a mount), or None
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,13 +42,16 @@ def require(principal: Principal, perm: int, what: str) -> None:
     every bit of ``perm``."""
     if not can(principal, perm):
         missing = ", ".join(name for bit, name in NAMES.items() if perm & bit and not principal.permissions & bit)
-        raise Forbidden(f"{what} is not allowed: this link does not give the {missing} permission")
+        through = "share" if principal.share_id is not None else "link"
+        raise Forbidden(f"{what} is not allowed: this {through} does not give the {missing} permission")
 
 
 def require_account(principal: Principal, what: str) -> None:
     """Forbidden for a principal that came through a public link: ``what`` belongs to accounts."""
     if principal.link_id is not None:
         raise Forbidden(f"{what} is not available through a public link")
+    if principal.share_id is not None:
+        raise Forbidden(f"{what} is not available inside a folder shared with you: use your own files")
 
 
 def is_drop(principal: Principal) -> bool:

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import quote
 
 from starlette.responses import Response
 
-from cartable.core import files, locks, props
+from cartable.core import files, locks, props, usershares
 from cartable.core.errors import InvalidInput
 from cartable.core.model import Node, Usage
 from cartable.dav import xml
@@ -117,12 +118,17 @@ def _list_and_render(ctx: DavRequest, with_children: bool, mode: str, names: lis
         node, kids = files.stat(ctx.core, ctx.principal, ctx.parts), []
     entries: list[tuple[Node, tuple[str, ...]]] = [(node, ctx.parts)]
     entries += [(k, (*ctx.parts, k.name)) for k in kids]
-    return _render_all(ctx, entries, mode, names)
+    mounted = usershares.mounts_in(ctx.core, ctx.principal, node) if with_children else []
+    entries += [(m.node, (*ctx.parts, m.node.name)) for m in mounted]
+    etags = usershares.folder_etags(ctx.core, ctx.principal, [n for n, _ in entries])
+    if etags:
+        entries = [(replace(n, etag=etags[n.id]) if n.id in etags else n, p) for n, p in entries]
+    return _render_all(ctx, entries, mode, names, {m.node.id: m for m in mounted})
 
 
 def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mode: str,
-                names: list[PropName]) -> str:
-    """Runs in a worker thread: may query core synchronously."""
+                names: list[PropName], mounted: dict[int, usershares.MountEntry] | None = None) -> str:
+    """``mounted``: the entries that are mount points, by node id."""
     usage_cache: list[Usage] = []
 
     def usage() -> Usage:
@@ -139,7 +145,8 @@ def _render_all(ctx: DavRequest, entries: list[tuple[Node, tuple[str, ...]]], mo
                 for lk, parts in locks.locks_with_roots(ctx.core, n)]
 
     pctx = PropContext(usage=usage, locks=node_locks, href=lambda n: "",
-                       extra={"principal": ctx.principal, "root_id": ctx.principal.root_id})
+                       extra={"principal": ctx.principal, "root_id": ctx.principal.root_id,
+                              "mounted": mounted or {}, "entry_ids": [n.id for n, _ in entries]})
     need_dead = mode != "prop" or any(k not in ctx.dialect.props for k in names)
     dead = props.dead_props_many(ctx.core, [n.id for n, _ in entries]) if need_dead else {}
     out: list[str] = [xml.MULTISTATUS_OPEN]

@@ -21,12 +21,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from cartable.common.paths import decode_url_path, split_path
+from cartable.core import usershares
 from cartable.core.auth import Authenticator
 from cartable.core.context import Core
-from cartable.core.errors import Forbidden, NotFound
+from cartable.core.errors import Forbidden, NotFound, QuotaExceeded
 from cartable.core.model import Principal
-from cartable.dav import copymove, locking, propfind, proppatch, read, write
-from cartable.dav.context import DavConfig, DavRequest, Dialect, Handler, client_op
+from cartable.dav import copymove, locking, mounts, propfind, proppatch, read, write
+from cartable.dav.context import DavConfig, DavRequest, Dialect, Handler, client_op, href_for, run_hot
 from cartable.dav.errors import funnel
 from cartable.dav.ifheader import parse_if
 from cartable.http.basic import authenticate
@@ -96,7 +97,26 @@ class DavApp:
             return Response(f"method {method} is not supported here\n", status_code=405,
                             headers={"Allow": read.ALLOW})
         ifh = parse_if(request.headers.get("if"))
+        entered = await run_hot(self.core, usershares.enter, self.core, principal, parts)
+        if entered is not None:
+            mount_ctx = DavRequest(request, self.core, self.auth, self.config, principal, parts, base, ifh,
+                                   client_op(request.headers, principal, ifh.tokens), self.dialect, raw)
+            if not entered.parts and method in ("DELETE", "MOVE"):
+                return await mounts.on_mount_point(mount_ctx, method, entered)
+            await mounts.refuse_crossing(mount_ctx, method, entered)
+            principal, parts = entered.principal, entered.parts
+            base = href_for(base, entered.mount_parts, False)
+        else:
+            await mounts.refuse_crossing(DavRequest(request, self.core, self.auth, self.config, principal, parts,
+                                                    base, ifh, client_op(request.headers, principal, ifh.tokens),
+                                                    self.dialect, raw), method, None)
         op = client_op(request.headers, principal, ifh.tokens)
         ctx = DavRequest(request, self.core, self.auth, self.config, principal, parts, base, ifh, op,
                          self.dialect, raw)
-        return await handler(ctx)
+        if entered is None:
+            return await handler(ctx)
+        try:
+            return await handler(ctx)
+        except QuotaExceeded as exc:  # the owner's space is charged: say whose storage is full
+            raise QuotaExceeded(f"the storage of the owner of this shared folder is full ({exc}); nothing was "
+                                "written: ask them to make room") from None

@@ -50,7 +50,7 @@ __all__ = ["OcsApp", "capabilities", "ocs_response", "JSON_TYPE", "XML_TYPE_V1",
 
 def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -> dict[str, Any]:
     """Only what cartable really does: the trash (undelete) and versions (with deletion, without
-    labels), public links (no user or group shares yet, no resharing, no share by mail). Bulk
+    labels), public links, shares with users and groups (with resharing; no share by mail). Bulk
     upload when the server offers it (setting bulk_upload)."""
     dav: dict[str, Any] = {"chunking": "1.0", "chunkingParallelUploadDisabled": False}
     if bulk_upload:
@@ -65,10 +65,10 @@ def capabilities(names: NamePolicy = DEFAULT_POLICY, bulk_upload: bool = True) -
                   "versioning": True, "version_labeling": False, "version_deletion": True, "comments": False},
         "uploadConflictFiles": True,
         "files_sharing": {
-            "api_enabled": True, "resharing": False, "group_sharing": False, "default_permissions": 1,
+            "api_enabled": True, "resharing": True, "group_sharing": True, "default_permissions": 31,
             "sharee": {"query_lookup_default": False, "always_show_unique": True},
             "user": {"send_mail": False, "expire_date": {"enabled": False}},
-            "group": {"enabled": False, "expire_date": {"enabled": False}},
+            "group": {"enabled": True, "expire_date": {"enabled": False}},
             "federation": {"outgoing": False, "incoming": False, "expire_date": {"enabled": False},
                            "expire_date_supported": {"enabled": False}},
             "public": {"enabled": True, "password": {"enforced": False, "askForOptionalPassword": False},

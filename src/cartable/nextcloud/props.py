@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from starlette.responses import Response
 
-from cartable.core import favorites, files
+from cartable.core import favorites, files, usershares
 from cartable.core.context import Core
 from cartable.core.model import Node, Principal
 from cartable.dav import xml
@@ -20,6 +20,8 @@ from cartable.http.conditional import quote_etag
 from cartable.nextcloud import archive, report
 
 __all__ = ["install", "oc_id", "permissions"]
+
+OCS_NS = "http://open-collaboration-services.org/ns"
 
 # Only what works: no R (reshare) until sharing exists, no S/M (nothing is shared or mounted).
 FILE_PERMISSIONS = "GDNVW"
@@ -55,6 +57,86 @@ def _principal(ctx: PropContext) -> Principal | None:
     return p if isinstance(p, Principal) else None
 
 
+def _mount_entry(ctx: PropContext, node: Node) -> usershares.MountEntry | None:
+    mounted = ctx.extra.get("mounted")
+    entry = mounted.get(node.id) if isinstance(mounted, dict) else None
+    return entry if isinstance(entry, usershares.MountEntry) else None
+
+
+def _share_mask(ctx: PropContext, node: Node) -> int | None:
+    """The share permissions of a node reached through a share with the user (a mount point in
+    the listing of their folder, or anything below one), or None for their own."""
+    entry = _mount_entry(ctx, node)
+    if entry is not None:
+        return entry.permissions
+    p = _principal(ctx)
+    return p.permissions if p is not None and p.share_id is not None else None
+
+
+def _owner(core: Core, ctx: PropContext, node: Node) -> tuple[str, str] | None:
+    """(name, display name) of the item's owner: the caller, or the owner of a share's item."""
+    entry = _mount_entry(ctx, node)
+    if entry is not None:
+        return entry.owner, entry.owner_display
+    p = _principal(ctx)
+    if p is None:
+        return None
+    if p.share_id is None:
+        return p.name, p.display_name
+    cached = ctx.extra.get("share_owner")
+    if not isinstance(cached, tuple):
+        cached = ctx.extra["share_owner"] = usershares.owner_of(core, p.space_id) or ("", "")
+    return cached
+
+
+def _sharing(core: Core, ctx: PropContext, node: Node) -> list[tuple[int, str, str]]:
+    """The shares on the caller's own item (computed once for every entry of the answer)."""
+    found = ctx.extra.get("sharing")
+    if not isinstance(found, dict):
+        p = _principal(ctx)
+        ids = ctx.extra.get("entry_ids")
+        ids = ids if isinstance(ids, list) else [node.id]
+        found = ctx.extra["sharing"] = usershares.sharing_of(core, p, ids) if p is not None else {}
+    if node.id not in found and node.id not in (ctx.extra.get("entry_ids") or []):
+        p = _principal(ctx)
+        found.update(usershares.sharing_of(core, p, [node.id]) if p is not None else {})
+    return list(found.get(node.id, []))
+
+
+def _share_types(core: Core) -> Callable[[PropContext, Node], str | None]:
+    def get(ctx: PropContext, node: Node) -> str | None:
+        types = sorted({t for t, _w, _d in _sharing(core, ctx, node)})
+        return "".join(f"<oc:share-type>{t}</oc:share-type>" for t in types)
+    return get
+
+
+def _sharees(core: Core) -> Callable[[PropContext, Node], str | None]:
+    def get(ctx: PropContext, node: Node) -> str | None:
+        return "".join(f"<nc:sharee><nc:id>{escape(w)}</nc:id><nc:display-name>{escape(d)}</nc:display-name>"
+                       f"<nc:type>{t}</nc:type></nc:sharee>" for t, w, d in _sharing(core, ctx, node) if t != 3)
+    return get
+
+
+def _permissions(ctx: PropContext, node: Node) -> str:
+    """oc:permissions; S (shared with me) and R (may reshare) for what a share reaches."""
+    mask = _share_mask(ctx, node)
+    if mask is None:
+        p = _principal(ctx)
+        return permissions(node, p.permissions if p is not None else 31)
+    letters = permissions(node, mask & 15)
+    p = _principal(ctx)
+    if _mount_entry(ctx, node) is not None or (p is not None and node.id == p.root_id):
+        # the mount point itself is the recipient's: they may leave (delete) or rename/move it
+        full = FOLDER_PERMISSIONS if node.is_dir else FILE_PERMISSIONS
+        letters = "".join(c for c in full if c in letters or c in "DNV")
+    return "S" + ("R" if mask & 16 else "") + letters
+
+
+def _share_permissions(ctx: PropContext, node: Node) -> str:
+    mask = _share_mask(ctx, node)
+    return str(mask if mask is not None else 31 if node.is_dir else 19)
+
+
 def _favorite(core: Core) -> Callable[[PropContext, Node], str | None]:
     def get(ctx: PropContext, node: Node) -> str | None:
         principal = _principal(ctx)
@@ -83,19 +165,22 @@ def _register_props(dialect: Dialect, instance: str, core: Core) -> None:
         LiveProp(OC, "favorite", _favorite(core), in_allprop=False),
         LiveProp(OC, "id", lambda _c, n: oc_id(n.id, instance)),
         LiveProp(OC, "fileid", lambda _c, n: str(n.id)),
-        LiveProp(OC, "permissions", lambda c, n: permissions(n, p.permissions if (p := _principal(c)) else 31)),
+        LiveProp(OC, "permissions", _permissions),
+        LiveProp(OCS_NS, "share-permissions", _share_permissions, in_allprop=False),
         LiveProp(OC, "size", lambda _c, n: str(n.size)),
         LiveProp(OC, "checksums", lambda _c, n: _checksums(n), in_allprop=False),
-        LiveProp(OC, "share-types", lambda _c, _n: "", in_allprop=False),
+        LiveProp(OC, "share-types", _share_types(core), in_allprop=False),
+        LiveProp(NC, "sharees", _sharees(core), in_allprop=False),
         LiveProp(OC, "data-fingerprint",
                  lambda c, n: "" if n.id == c.extra.get("root_id") else None, in_allprop=False),
-        LiveProp(OC, "owner-id", lambda c, _n: escape(p.name) if (p := _principal(c)) else None,
+        LiveProp(OC, "owner-id", lambda c, n: escape(o[0]) if (o := _owner(core, c, n)) else None,
                  in_allprop=False),
         LiveProp(OC, "owner-display-name",
-                 lambda c, _n: escape(p.display_name) if (p := _principal(c)) else None, in_allprop=False),
+                 lambda c, n: escape(o[1]) if (o := _owner(core, c, n)) else None, in_allprop=False),
         LiveProp(OC, "comments-unread", lambda _c, _n: "0", in_allprop=False),
         LiveProp(NC, "has-preview", lambda _c, _n: "false", in_allprop=False),
-        LiveProp(NC, "mount-type", lambda _c, _n: "", in_allprop=False),
+        LiveProp(NC, "mount-type", lambda c, n: "shared" if _share_mask(c, n) is not None else "",
+                 in_allprop=False),
         LiveProp(NC, "is-encrypted", lambda _c, n: "0" if n.is_dir else None, in_allprop=False),
         LiveProp(NC, "creation_time", lambda _c, n: str(int(n.ctime)), in_allprop=False),
         LiveProp(NC, "upload_time", lambda _c, n: str(int(n.ctime)), in_allprop=False),

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cartable.common.paths import split_path
-from cartable.core import shares
+from cartable.core import shares, usershares
 from cartable.core.context import Core
 from cartable.core.errors import InvalidInput
 from cartable.core.model import Principal
@@ -124,6 +124,29 @@ def share_data(request: Request, info: shares.LinkInfo) -> dict[str, Any]:
     }
 
 
+def user_share_data(info: usershares.ShareInfo, *, recipient: bool = False) -> dict[str, Any]:
+    """A user or group share in Nextcloud's fields; for its recipient (shared_with_me), ``path``
+    and ``file_target`` are where it is mounted in their tree."""
+    rec, node = info.share, info.node
+    own_path = "/" + "/".join(info.path)
+    target = "/" + "/".join(info.target) if info.target is not None else "/" + node.name
+    return {
+        "id": str(rec.id), "share_type": rec.share_type, "uid_owner": info.sharer,
+        "displayname_owner": info.sharer_display, "permissions": rec.permissions, "can_edit": not recipient,
+        "can_delete": True, "stime": int(rec.created_at), "parent": None, "expiration": None, "token": None,
+        "uid_file_owner": info.owner, "displayname_file_owner": info.owner_display, "note": rec.note,
+        "label": rec.label, "path": target if recipient else own_path,
+        "item_type": "folder" if node.is_dir else "file",
+        "item_permissions": rec.permissions if recipient else 31 if node.is_dir else 19,
+        "mimetype": "httpd/unix-directory" if node.is_dir else (node.content_type or "application/octet-stream"),
+        "has_preview": False, "storage_id": f"shared::{target}" if recipient else f"home::{info.owner}",
+        "storage": rec.space_id, "item_source": node.id, "file_source": node.id, "file_parent": node.parent_id,
+        "file_target": target, "item_size": node.size, "item_mtime": int(node.mtime),
+        "share_with": rec.share_with, "share_with_displayname": info.with_display,
+        "mail_send": 0, "hide_download": 0, "attributes": None, "status": {}, "accepted": 1,
+    }
+
+
 def _perms_for_create(params: dict[str, str]) -> int:
     perms = _int(params, "permissions")
     if perms is not None:
@@ -136,12 +159,21 @@ def endpoints(core: Core) -> dict[tuple[str, str], tuple[bool, Endpoint]]:
         assert p is not None
         params = await _params(request)
         share_type = _int(params, "shareType")
-        if share_type != shares.LINK:
-            raise InvalidInput("only public links (shareType=3) can be made yet; sharing with users and "
-                               "groups is not available")
+        if share_type not in (shares.USER, shares.GROUP, shares.LINK):
+            raise InvalidInput("shareType must be 0 (a user), 1 (a group) or 3 (a public link)")
         if not params.get("path"):
             raise InvalidInput("please specify a file or folder path (path=/folder)")
         parts = split_path(params["path"])
+        if share_type in (shares.USER, shares.GROUP):
+            with_ = params.get("shareWith") or ""
+            if not with_:
+                raise InvalidInput("please say whom to share with (shareWith=NAME)")
+            perms_given = _int(params, "permissions")
+            user_info = await run(lambda: usershares.create_share(
+                core, Op(p), parts, share_type, with_,
+                perms=perms_given if perms_given is not None else usershares.DEFAULT_PERMISSIONS,
+                address=client_address(request)))
+            return ocs_response(request, v2, user_share_data(user_info))
         expires = _expiry(params["expireDate"]) if params.get("expireDate") else None
         perms = _perms_for_create(params)
         info = await run(lambda: shares.create_link(
@@ -154,14 +186,19 @@ def endpoints(core: Core) -> dict[tuple[str, str], tuple[bool, Endpoint]]:
         assert p is not None
         params = request.query_params
         if (params.get("shared_with_me") or "").lower() == "true":
-            return ocs_response(request, v2, [])
+            received = await run(usershares.shared_with_me, core, p)
+            return ocs_response(request, v2, [user_share_data(i, recipient=True) for i in received])
         path = params.get("path")
         parts = split_path(path) if path else None
         subfiles = (params.get("subfiles") or "").lower() == "true"
         if subfiles and parts is None:
             raise InvalidInput("subfiles=true needs a folder: path=/folder")
-        found = await run(lambda: shares.links(core, p, parts, subfiles=subfiles))
-        return ocs_response(request, v2, [share_data(request, i) for i in found])
+        in_share = parts is not None and await run(usershares.enter, core, p, parts) is not None
+        found = [] if in_share else await run(lambda: shares.links(core, p, parts, subfiles=subfiles))
+        made = await run(lambda: usershares.shares_of(core, p, parts, subfiles=subfiles))
+        data = [share_data(request, i) for i in found] + [user_share_data(i) for i in made]
+        data.sort(key=lambda d: int(d["id"]))
+        return ocs_response(request, v2, data)
 
     return {("POST", PATH): (True, create), ("GET", PATH): (True, listing)}
 
@@ -173,12 +210,23 @@ def _share_id(rest: str) -> int | None:
 def prefixed(core: Core) -> dict[tuple[str, str], tuple[bool, Any, ArgEndpoint]]:
     async def get_one(request: Request, v2: bool, p: Principal | None, share_id: int) -> Response:
         assert p is not None
+        user_info = await run(usershares.get_share, core, p, share_id)
+        if user_info is not None:
+            return ocs_response(request, v2, [user_share_data(user_info)])
         info = await run(shares.link, core, p, share_id)
         return ocs_response(request, v2, [share_data(request, info)])
 
     async def update(request: Request, v2: bool, p: Principal | None, share_id: int) -> Response:
         assert p is not None
         params = await _params(request)
+        if await run(usershares.is_user_share, core, share_id):
+            new_perms = _int(params, "permissions")
+            if new_perms is None:
+                raise InvalidInput("send the new permissions (permissions=NUMBER): a share with a user or group "
+                                   "has nothing else to change")
+            user_info = await run(lambda: usershares.update_share(core, Op(p), share_id, new_perms,
+                                                                  address=client_address(request)))
+            return ocs_response(request, v2, user_share_data(user_info))
         changes: dict[str, Any] = {}
         if "permissions" in params:
             changes["perms"] = _int(params, "permissions")
@@ -203,6 +251,9 @@ def prefixed(core: Core) -> dict[tuple[str, str], tuple[bool, Any, ArgEndpoint]]
 
     async def delete(request: Request, v2: bool, p: Principal | None, share_id: int) -> Response:
         assert p is not None
+        if await run(usershares.is_user_share, core, share_id):
+            await run(lambda: usershares.delete_share(core, Op(p), share_id, address=client_address(request)))
+            return ocs_response(request, v2, [])
         await run(lambda: shares.delete_link(core, Op(p), share_id, address=client_address(request)))
         return ocs_response(request, v2, [])
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata", "meta_kv", "users", "app_passwords", "spaces", "nodes", "versions", "chunks",
     "changes", "dead_props", "locks", "ID", "uploads", "upload_parts", "login_flows", "favorites",
-    "login_counters", "leases", "groups", "memberships", "audit_events", "trash", "shares",
+    "login_counters", "leases", "groups", "memberships", "audit_events", "trash", "shares", "share_mounts",
 ]
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid (and AUTOINCREMENT as never reusing ids);
@@ -359,5 +359,24 @@ shares = Table(
     Column("note", Text, nullable=False, server_default=""),
     Column("hide_download", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Where a user or group share appears in a recipient's tree (core/usershares.py): one row per
+# recipient and share, made when the share reaches them (a group member added later gets one
+# then). ``parent_id`` is a folder of the recipient's own space and ``name`` the entry's name
+# there: the recipient renames or moves their mount point without touching the owner's item or
+# other recipients. ``left_share``: the recipient left a group share (deleted their mount point);
+# the row stays so that the share does not come back. A mount goes with its share or its user.
+share_mounts = Table(
+    "share_mounts", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("share_id", ID, ForeignKey("shares.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("parent_id", ID, nullable=False, index=True),
+    Column("name", String(1024), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("left_share", Boolean, nullable=False, server_default=false()),
+    UniqueConstraint("user_id", "share_id"),
     sqlite_autoincrement=True,
 )

@@ -19,7 +19,7 @@ from cartable.store.meta.records import ShareRecord
 from cartable.store.meta.schema import shares
 
 __all__ = ["insert", "by_id", "by_token", "update", "delete", "of_owner", "of_node", "count_download",
-           "delete_for_nodes"]
+           "delete_for_nodes", "delete_group_shares", "of_space", "of_nodes"]
 
 
 def insert(tx: Tx, **values: Any) -> int:
@@ -60,12 +60,33 @@ def delete_for_nodes(tx: Tx, node_ids: list[int]) -> int:
     return int(tx.execute(shares.delete().where(shares.c.node_id.in_(node_ids))).rowcount)
 
 
+def delete_group_shares(tx: Tx, group_name: str) -> int:
+    """Delete the shares with a group (it is being deleted); returns how many."""
+    return int(tx.execute(shares.delete().where(shares.c.share_type == 1,
+                                                shares.c.share_with == group_name)).rowcount)
+
+
 def of_owner(tx: Tx, owner_id: int, node_ids: list[int] | None = None) -> list[ShareRecord]:
     """The owner's shares, oldest first; only those on ``node_ids`` when given."""
     query = select(shares).where(shares.c.owner_id == owner_id)
     if node_ids is not None:
         query = query.where(shares.c.node_id.in_(node_ids))
     return [ShareRecord.from_row(r) for r in tx.execute(query.order_by(shares.c.id))]
+
+
+def of_space(tx: Tx, space_id: int, share_types: tuple[int, ...]) -> list[ShareRecord]:
+    """The shares of these types on items of a space, oldest first."""
+    return [ShareRecord.from_row(r) for r in tx.execute(
+        select(shares).where(shares.c.space_id == space_id, shares.c.share_type.in_(share_types))
+        .order_by(shares.c.id))]
+
+
+def of_nodes(tx: Tx, node_ids: list[int]) -> list[ShareRecord]:
+    """Every share on these nodes (by anyone), oldest first."""
+    if not node_ids:
+        return []
+    return [ShareRecord.from_row(r) for r in tx.execute(
+        select(shares).where(shares.c.node_id.in_(node_ids)).order_by(shares.c.id))]
 
 
 def of_node(tx: Tx, node_id: int) -> list[ShareRecord]:
