@@ -12,27 +12,27 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from cartable.core import errors as e
-from cartable.http.errormap import status_for
 from cartable.http.language import pick
 
 __all__ = ["error_response", "method_not_allowed", "CODES", "STATUS"]
 
 DEFAULT_LANGUAGE = "fr"
 
-# class → (code, status); the most specific class first is not needed: status_for walks the MRO.
+# class → code (code_for walks the MRO: a subclass not listed takes its parent's code)
 CODES: dict[type[e.CartableError], str] = {
-    e.NotFound: "not_found", e.NotVisible: "not_found", e.LinkExpired: "link_expired", e.InvalidName: "invalid_name",
+    e.NotFound: "not_found", e.LinkExpired: "link_expired", e.InvalidName: "invalid_name",
     e.InvalidInput: "invalid_input", e.Conflict: "conflict", e.AlreadyExists: "already_exists",
     e.PreconditionFailed: "precondition_failed", e.Gone: "gone", e.Forbidden: "forbidden",
     e.Unauthenticated: "unauthenticated", e.Throttled: "throttled", e.Locked: "locked",
     e.QuotaExceeded: "quota_exceeded", e.TooLarge: "too_large", e.ChecksumMismatch: "checksum_mismatch",
     e.StorageUnavailable: "unavailable", e.DataMissing: "internal",
 }
-STATUS: dict[type[e.CartableError], int] = {
-    e.NotFound: 404, e.LinkExpired: 410, e.InvalidName: 400, e.InvalidInput: 400, e.Conflict: 409, e.AlreadyExists: 409,
-    e.PreconditionFailed: 412, e.Gone: 410, e.Forbidden: 403, e.Unauthenticated: 401, e.Throttled: 429,
-    e.Locked: 423, e.QuotaExceeded: 507, e.TooLarge: 413, e.ChecksumMismatch: 400, e.StorageUnavailable: 503,
-    e.DataMissing: 500,
+# code → HTTP status
+STATUS: dict[str, int] = {
+    "not_found": 404, "link_expired": 410, "invalid_name": 400, "invalid_input": 400, "conflict": 409,
+    "already_exists": 409, "precondition_failed": 412, "gone": 410, "forbidden": 403, "unauthenticated": 401,
+    "throttled": 429, "locked": 423, "quota_exceeded": 507, "too_large": 413, "checksum_mismatch": 400,
+    "unavailable": 503, "internal": 500,
 }
 _MESSAGES: dict[str, dict[str, str]] = {
     "not_found": {"fr": "Élément introuvable.", "en": "Not found."},
@@ -67,7 +67,8 @@ def code_for(exc: e.CartableError) -> str:
 
 
 def error_response(exc: e.CartableError, accept_language: str | None) -> JSONResponse:
-    code, status = code_for(exc), status_for(STATUS, exc)
+    code = code_for(exc)
+    status = STATUS[code]
     lang = pick(accept_language, ("fr", "en"), DEFAULT_LANGUAGE)
     body = {"error": {"code": code, "status": status, "message": _MESSAGES[code][lang], "detail": str(exc)}}
     headers = {"Content-Language": lang}

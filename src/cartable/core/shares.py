@@ -48,7 +48,7 @@ from cartable.store.meta import search as search_repo
 from cartable.store.meta import shares as repo
 from cartable.store.meta.engine import Tx
 from cartable.store.meta.errors import RowConflict
-from cartable.store.meta.records import ShareRecord
+from cartable.store.meta.records import ShareRecord, SpaceRecord
 
 __all__ = ["LINK", "USER", "GROUP", "LinkInfo", "create_link", "links", "link", "update_link", "delete_link",
            "enter", "password_delay", "count_download", "new_token", "KEEP", "Keep", "READ_ONLY", "READ_WRITE",
@@ -163,6 +163,16 @@ def _info(tx: Tx, rec: ShareRecord) -> LinkInfo | None:
     return LinkInfo(rec, node, path, owner.name, owner.display_name)
 
 
+def shareable(tx: Tx, principal: Principal, parts: Sequence[str], how: str = "") -> tuple[SpaceRecord, Node]:
+    """The principal's space and the item at parts, which may be shared (any item but the
+    space's root); ``how`` completes the refusal ("... cannot be shared by link")."""
+    space = tree.space_of(tx, principal)
+    node = tree.resolve(tx, principal.root_id, parts)
+    if node.id == space.root_id:
+        raise Forbidden(f"your whole space cannot be shared{how}: share a folder inside it")
+    return space, node
+
+
 @unit_of_work
 def create_link(core: Core, op: Op, parts: Sequence[str], *, perms: int = READ_ONLY, password: str | None = None,
                 expires_at: float | None = None, label: str = "", note: str = "", hide_download: bool = False,
@@ -177,10 +187,7 @@ def create_link(core: Core, op: Op, parts: Sequence[str], *, perms: int = READ_O
     pw_hash = _password_hash(password)  # argon2 outside the transaction
     now = core.clock()
     with core.db.write() as tx:
-        space = tree.space_of(tx, principal)
-        node = tree.resolve(tx, principal.root_id, parts)
-        if node.id == space.root_id:
-            raise Forbidden("your whole space cannot be shared by link: share a folder inside it")
+        space, node = shareable(tx, principal, parts, " by link")
         mask = _check_permissions(perms, node)
         for _ in range(3):
             try:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 
 from cartable.common.hashing import new_etag
 from cartable.common.paths import split_path
-from cartable.core import audit, permissions, tree
+from cartable.core import audit, permissions, shares, tree
 from cartable.core.accounts import name_key
 from cartable.core.context import Core
 from cartable.core.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
@@ -253,10 +253,7 @@ def create_share(core: Core, op: Op, parts: Sequence[str], share_type: int, shar
         raise Forbidden("this share does not give the share permission: you cannot reshare it")
     now = core.clock()
     with core.db.write() as tx:
-        space = tree.space_of(tx, principal)
-        node = tree.resolve(tx, principal.root_id, parts)
-        if node.id == space.root_id:
-            raise Forbidden("your whole space cannot be shared: share a folder inside it")
+        space, node = shares.shareable(tx, principal, parts)
         mask = _check_perms(perms, node, principal.permissions)
         owner_id = _item_owner_id(tx, space.id)
         if share_type == USER:

@@ -139,43 +139,44 @@ class LocalChunkStore:
         return [size if size is not None else self._put_one(digest, data)
                 for (digest, data), size in zip(items, sizes)]
 
-    def get(self, digest: bytes) -> bytes:
+    def _open(self, digest: bytes) -> tuple[int, Path]:
+        """A read-only descriptor of the chunk's file; ChunkMissing or StoreUnavailable."""
         path = self._path(digest)
         try:
-            fd = fsutil.open_read(path)
+            return fsutil.open_read(path), path
         except FileNotFoundError:
             raise ChunkMissing(digest) from None
         except OSError as exc:
             raise StoreUnavailable(f"cannot read chunk file {path}: {exc.strerror}") from exc
+
+    @staticmethod
+    def _read(fd: int, size: int) -> bytes:
+        """The chunk's content from its open file of ``size`` bytes."""
+        if size and os.pread(fd, 1, 0) == _RAW_HEADER:
+            # Stored raw: the payload is read straight into the bytes returned (no copy of the
+            # whole chunk to drop its header byte).
+            return _pread_all(fd, size - 1, 1)
+        return codec.decode(_pread_all(fd, size, 0))
+
+    def get(self, digest: bytes) -> bytes:
+        fd, path = self._open(digest)
         try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, 0) == _RAW_HEADER:
-                # Stored raw: the payload is read straight into the bytes returned (no copy
-                # of the whole chunk to drop its header byte).
-                return _pread_all(fd, size - 1, 1)
-            blob = _pread_all(fd, size, 0)
+            return self._read(fd, os.fstat(fd).st_size)
         except OSError as exc:
             raise StoreUnavailable(f"cannot read chunk file {path}: {exc.strerror}") from exc
         finally:
             os.close(fd)
-        return codec.decode(blob)
 
     def get_view(self, digest: bytes) -> bytes | memoryview:
         """An uncompressed chunk as a read-only map of its file (MAP_POPULATE: mapped in one
         call, no page faults while it is sent). Safe to keep: a chunk file is never rewritten or
         truncated, only unlinked, and a map keeps its inode alive. A small or compressed chunk is
-        read as by ``get``."""
-        path = self._path(digest)
-        try:
-            fd = fsutil.open_read(path)
-        except FileNotFoundError:
-            raise ChunkMissing(digest) from None
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot read chunk file {path}: {exc.strerror}") from exc
+        read as by ``get``, from the same open file."""
+        fd, path = self._open(digest)
         try:
             size = os.fstat(fd).st_size
             if size < _MAP_MIN or os.pread(fd, 1, 0) != _RAW_HEADER:
-                return self.get(digest)
+                return self._read(fd, size)
             mapped = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _MAP_POPULATE, prot=mmap.PROT_READ)
         except OSError as exc:
             raise StoreUnavailable(f"cannot read chunk file {path}: {exc.strerror}") from exc
